@@ -1,0 +1,36 @@
+"""dg.core: JIT runtime, launch path, TMA descriptors and the dense GEMM kernels of dg.
+
+Importing this package records paths for the JIT and creates no CUDA context, so a process that imports it can
+still fork workers that pick their own GPU.
+"""
+
+from __future__ import annotations
+
+from . import _env
+from ._C import CompileError, CudaError, get_num_sms, get_tc_util, set_num_sms, set_tc_util
+from ._C import init as _init
+
+__version__ = "0.1.0"
+
+_cutlass_include, _cutlass_version = _env.cutlass_include()
+_init(
+    core_include=_env.CORE_INCLUDE,
+    cutlass_include=_cutlass_include,
+    cutlass_version=_cutlass_version,
+    cuda_home=_env.cuda_home(),
+    nvrtc_library=_env.nvrtc_library(),
+    default_cache_dir=_env.default_cache_dir(),
+)
+
+from . import jit  # noqa: E402
+
+__all__ = [
+    "CompileError",
+    "CudaError",
+    "__version__",
+    "get_num_sms",
+    "get_tc_util",
+    "jit",
+    "set_num_sms",
+    "set_tc_util",
+]

@@ -1,0 +1,76 @@
+// dg_core/common/utils.cuh -- small device/host math helpers and compile-time contracts.
+//
+// Framework-free and NVRTC-compatible: no host standard headers, builtin types only.
+#pragma once
+
+#include <cuda/std/cstdint>
+#include <cuda/std/type_traits>
+
+#define DG_HOST_DEVICE __host__ __device__ __forceinline__
+#define DG_DEVICE __device__ __forceinline__
+
+namespace dg {
+
+template <typename T>
+DG_HOST_DEVICE constexpr T ceil_div(T a, T b) {
+    return (a + b - 1) / b;
+}
+
+template <typename T>
+DG_HOST_DEVICE constexpr T align_up(T a, T b) {
+    return ceil_div(a, b) * b;
+}
+
+template <typename T>
+DG_HOST_DEVICE constexpr T min_of(T a, T b) {
+    return a < b ? a : b;
+}
+
+template <typename T>
+DG_HOST_DEVICE constexpr T max_of(T a, T b) {
+    return a > b ? a : b;
+}
+
+DG_HOST_DEVICE constexpr bool is_pow2(unsigned int x) {
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+// Lane / warp / warpgroup indices. The warp index is made warp-uniform with a shuffle so the compiler
+// can keep role branches uniform.
+DG_DEVICE unsigned int lane_idx() {
+    unsigned int lane;
+    asm volatile("mov.u32 %0, %%laneid;" : "=r"(lane));
+    return lane;
+}
+
+DG_DEVICE unsigned int warp_idx_sync() {
+    return __shfl_sync(0xffffffffu, threadIdx.x / 32, 0);
+}
+
+DG_DEVICE unsigned int warpgroup_idx_sync() {
+    return __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
+}
+
+DG_DEVICE bool elect_one_sync() {
+    unsigned int pred = 0;
+    asm volatile(
+        "{\n"
+        ".reg .pred P;\n"
+        "elect.sync _|P, 0xffffffff;\n"
+        "selp.u32 %0, 1, 0, P;\n"
+        "}\n"
+        : "=r"(pred));
+    return pred != 0;
+}
+
+}  // namespace dg
+
+// Device-side precondition: traps (sticky CUDA error) instead of continuing with a wrong answer.
+// Use only for conditions the host has already validated; it is a last line of defence.
+#define DG_DEVICE_ASSERT(cond)                                                                  \
+    do {                                                                                        \
+        if (!(cond)) {                                                                          \
+            printf("dg device assertion failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);      \
+            asm volatile("trap;");                                                              \
+        }                                                                                       \
+    } while (0)

@@ -1,0 +1,239 @@
+// dg_core/impls/sm90_fp8_gemm_1d2d.cuh -- SM90 FP8 GEMM, 1D2D scaling recipe, BF16 output.
+//
+// Computes   D[m, n] = sum_k  A[m, k] * SFA[m, k/128] * B[n, k] * SFB[n/128, k/128]      (NT, BF16 out)
+//   A   [M, K] FP8 e4m3, K-major;     SFA FP32 [M, ceil(K/128)], MN-major, column pitch align(M, 4)
+//   B   [N, K] FP8 e4m3, K-major;     SFB FP32 [ceil(N/128), ceil(K/128)], row-major (contiguous)
+//   D   [M, N(+gaps)] BF16, row-major; optional head-split column mapping (fp8_gemm_nt_skip_head_mid)
+//
+// Warp roles (kNumThreads = 128 * (kNumMathWG + 1)):
+//   math warpgroups 0 .. kNumMathWG-1  (threads 0 .. 128*kNumMathWG-1), kMathRegs registers each:
+//       warpgroup i owns rows i*64 .. i*64+63 of the BLOCK_M x BLOCK_N tile; per K block it issues four
+//       wgmma m64nBLOCK_Nk32 into `partial`, waits, releases the stage, and promotes
+//       partial * SFA(row) * SFB(col block) into FP32 `accum` (two-level accumulation).
+//   producer warpgroup (last, kProducerRegs registers): one elected thread of its first warp issues all
+//       TMA loads; the other 127 threads idle at the reduced register budget.
+//
+// Pipelines (kNumStages stages, one stage = one 128-deep K block):
+//   full[s]:  producer -> math.  Arrive count 1 (the producer's arrive.expect_tx) + TMA transaction bytes
+//             (A tile + whole B tile + SFA column), also when half the B tile comes from the cluster peer.
+//   empty[s]: math -> producer(s). Arrive count kNumMathWG * 4 warps * kClusterM: lane r < kClusterM of
+//             every math warp arrives on CTA r's barrier, because with multicast each producer writes
+//             into both CTAs' stage s.
+//   D tile:   math warpgroup -> TMA store, ordered by a per-warpgroup named barrier (id 1 + wg) and
+//             fence.proxy.async; the elected thread waits for the previous store to finish reading the
+//             tile before the warpgroup overwrites it.
+//
+// Cluster (kClusterM == 2): two CTAs on neighbouring M blocks of the same N block; each loads half of the
+// B tile and multicasts it to both. The scheduler guarantees both CTAs see the same N block sequence.
+//
+// Shared memory (dynamic, 1024-byte aligned):
+//   [D tile: BLOCK_M x BLOCK_N BF16, chunked by kChunkN columns, swizzled]
+//   [A stages: kNumStages x BLOCK_M x 128 B][B stages: kNumStages x BLOCK_N x 128 B]
+//   [SFA stages: kNumStages x BLOCK_M FP32][full barriers][empty barriers]
+//
+// Constraints (static_asserts below; the host's can_implement checks the runtime ones): BLOCK_M 64 or
+// 128; BLOCK_N a multiple of 8 in [8, 256] whose tiles touch at most two 128-column SFB blocks; K % 16
+// == 0 (row pitch), N % 8 == 0 (BF16 row pitch); M, N, K edges are zero-filled by TMA on load and
+// clipped on store.
+#pragma once
+
+#include "../common/types.cuh"
+#include "../common/utils.cuh"
+#include "../epilogue/sm90_smem_tile.cuh"
+#include "../mma/sm90_fp8_kblock.cuh"
+#include "../ptx/mbarrier.cuh"
+#include "../ptx/sync.cuh"
+#include "../ptx/tma.cuh"
+#include "../scheduler/dense.cuh"
+
+namespace dg {
+
+template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
+          unsigned int kChunkN>
+struct Sm90Fp8Gemm1d2dConfig {
+    static constexpr unsigned int kNumMathWG = BLOCK_M / 64;
+    static constexpr unsigned int kNumMathThreads = kNumMathWG * 128;
+    static constexpr unsigned int kNumThreads = kNumMathThreads + 128;
+    // Register budgets after setmaxnreg (only applied with two math warpgroups; with one, the launch
+    // bound of 256 threads already allows 255 registers).
+    static constexpr unsigned int kProducerRegs = 40;
+    static constexpr unsigned int kMathRegs = 232;
+
+    static constexpr unsigned int kTileABytes = BLOCK_M * mma::kBlockK;
+    static constexpr unsigned int kTileBBytes = BLOCK_N * mma::kBlockK;
+    static constexpr unsigned int kSfaBytes = BLOCK_M * 4;
+    static constexpr unsigned int kDBytes = BLOCK_M * BLOCK_N * 2;
+    static constexpr unsigned int kOffA = align_up(kDBytes, 1024u);
+    static constexpr unsigned int kOffB = kOffA + kNumStages * kTileABytes;
+    static constexpr unsigned int kOffSfa = kOffB + kNumStages * kTileBBytes;
+    static constexpr unsigned int kOffBar = align_up(kOffSfa + kNumStages * kSfaBytes, 8u);
+    static constexpr unsigned int kSmemBytes = kOffBar + kNumStages * 2 * 8 + 1024;  // + runtime alignment slack
+
+    static constexpr unsigned int gcd128(unsigned int x) { return x % 128 == 0 ? 128 : (x % 64 == 0 ? 64 : (x % 32 == 0 ? 32 : (x % 16 == 0 ? 16 : 8))); }
+
+    static_assert(BLOCK_M == 64 || BLOCK_M == 128, "BLOCK_M must be 64 or 128 (one or two math warpgroups)");
+    static_assert(BLOCK_N % 8 == 0 && BLOCK_N >= 8 && BLOCK_N <= 256, "BLOCK_N must be a multiple of 8 in [8, 256]");
+    static_assert(BLOCK_N <= 128 + gcd128(BLOCK_N), "a BLOCK_N tile may straddle at most two 128-wide SFB blocks");
+    static_assert(kNumStages >= 2 && kNumStages <= 32, "kNumStages must be in [2, 32]");
+    static_assert(kClusterM == 1 || kClusterM == 2, "kClusterM must be 1 or 2");
+    static_assert(kClusterM == 1 || (BLOCK_N / 2) % 8 == 0, "multicast halves of B must be whole 8-row swizzle groups");
+    static_assert(kSmemBytes <= 232448, "shared memory budget of one SM90 CTA (227 KiB) exceeded");
+    static_assert(kTileABytes % 1024 == 0 && kTileBBytes % 1024 == 0, "stage tiles must keep 1024-byte alignment");
+};
+
+template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
+          unsigned int kChunkN, typename Scheduler>
+DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap& tmap_b, const TensorMap& tmap_sfa,
+                                       const TensorMap& tmap_d, const float* __restrict__ sfb, unsigned int n,
+                                       unsigned int k, epilogue::HeadSplit heads, Scheduler scheduler) {
+    using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>;
+    using Mma = ptx::WgmmaFp8<BLOCK_N>;
+
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    // NOTE: the dynamic window is only guaranteed 16-byte aligned; 128-byte swizzled tiles need 1024.
+    unsigned char* smem = reinterpret_cast<unsigned char*>(
+        (reinterpret_cast<unsigned long long>(smem_raw) + 1023) & ~static_cast<unsigned long long>(1023));
+    unsigned char* smem_d = smem;
+    auto smem_a = [&](unsigned int s) { return smem + Cfg::kOffA + s * Cfg::kTileABytes; };
+    auto smem_b = [&](unsigned int s) { return smem + Cfg::kOffB + s * Cfg::kTileBBytes; };
+    auto smem_sfa = [&](unsigned int s) { return reinterpret_cast<float*>(smem + Cfg::kOffSfa + s * Cfg::kSfaBytes); };
+    unsigned long long* full_bar = reinterpret_cast<unsigned long long*>(smem + Cfg::kOffBar);
+    unsigned long long* empty_bar = full_bar + kNumStages;
+
+    const unsigned int wg = warpgroup_idx_sync();
+    const unsigned int warp_in_wg = warp_idx_sync() % 4;
+    const unsigned int lane = lane_idx();
+    const bool is_producer_wg = wg == Cfg::kNumMathWG;
+    const unsigned int num_k_blocks = ceil_div(k, mma::kBlockK);
+
+    // Step: barrier initialisation by one thread, made visible to TMA and to the cluster peer.
+    if (is_producer_wg && warp_in_wg == 0 && lane == 0) {
+        ptx::tma_prefetch_descriptor(&tmap_a);
+        ptx::tma_prefetch_descriptor(&tmap_b);
+        ptx::tma_prefetch_descriptor(&tmap_sfa);
+        ptx::tma_prefetch_descriptor(&tmap_d);
+        for (unsigned int s = 0; s < kNumStages; ++s) {
+            ptx::mbarrier_init(&full_bar[s], 1);
+            ptx::mbarrier_init(&empty_bar[s], Cfg::kNumMathWG * 4 * kClusterM);
+        }
+        ptx::fence_barrier_init();
+    }
+    if constexpr (kClusterM > 1)
+        ptx::cluster_sync();
+    else
+        __syncthreads();
+    // NOTE: with programmatic dependent launch, inputs written by the previous kernel are visible only
+    // after this wait; without PDL it returns at once.
+    ptx::grid_dependency_wait();
+
+    sched::Tile tile;
+    if (is_producer_wg) {
+        // Role: TMA producer.
+        if constexpr (Cfg::kNumMathWG > 1)
+            ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
+        if (warp_in_wg == 0 && lane == 0) {
+            const unsigned int rank = kClusterM > 1 ? ptx::cluster_ctarank() : 0;
+            unsigned int stage = 0, phase = 0;
+            while (scheduler.next(tile)) {
+                for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
+                    ptx::mbarrier_wait(&empty_bar[stage], phase ^ 1);
+                    unsigned long long* bar = &full_bar[stage];
+                    ptx::mbarrier_arrive_expect_tx(bar, Cfg::kTileABytes + Cfg::kTileBBytes + Cfg::kSfaBytes);
+                    const int k0 = static_cast<int>(kb * mma::kBlockK);
+                    ptx::tma_load_2d(smem_a(stage), &tmap_a, bar, k0, static_cast<int>(tile.a_row));
+                    if constexpr (kClusterM == 1) {
+                        ptx::tma_load_2d(smem_b(stage), &tmap_b, bar, k0, static_cast<int>(tile.b_row));
+                    } else {
+                        constexpr unsigned int kHalf = BLOCK_N / 2;
+                        ptx::tma_load_2d_multicast(smem_b(stage) + rank * kHalf * mma::kTileRowBytes, &tmap_b, bar, k0,
+                                                   static_cast<int>(tile.b_row + rank * kHalf), 0x3);
+                    }
+                    ptx::tma_load_2d(smem_sfa(stage), &tmap_sfa, bar, static_cast<int>(tile.a_row), static_cast<int>(kb));
+                    if (++stage == kNumStages)
+                        stage = 0, phase ^= 1;
+                }
+            }
+        }
+    } else {
+        // Role: math warpgroup `wg`.
+        if constexpr (Cfg::kNumMathWG > 1)
+            ptx::setmaxnreg_inc<Cfg::kMathRegs>();
+        float accum[Mma::kNumAccum];
+        float partial[Mma::kNumAccum];
+        const unsigned int row_in_wg = warp_in_wg * 16 + lane / 4;
+        const unsigned int num_sfb_rows = ceil_div(n, 128u);
+        unsigned int stage = 0, phase = 0;
+        while (scheduler.next(tile)) {
+            // Which 128-wide SFB block(s) this tile's columns fall in: columns before `split_col` use
+            // block sfb_row, the rest block sfb_row + 1 (clamped so a tile at the N edge never reads
+            // past the tensor; those columns are clipped on store anyway).
+            const unsigned int n_col0 = tile.n_block * BLOCK_N;
+            const unsigned int split_col = 128 - n_col0 % 128;
+            const unsigned int split_group = split_col >= BLOCK_N ? BLOCK_N / 8 : split_col / 8;
+            const float* sfb0 = sfb + static_cast<unsigned long long>(tile.sfb_row) * num_k_blocks;
+            const float* sfb1 = sfb + static_cast<unsigned long long>(min_of(tile.sfb_row + 1, num_sfb_rows - 1)) * num_k_blocks;
+
+            for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
+                // NOTE: the SFB loads are issued before the barrier wait so their latency hides under it.
+                const float sb0 = __ldg(sfb0 + kb);
+                const float sb1 = __ldg(sfb1 + kb);
+                ptx::mbarrier_wait(&full_bar[stage], phase);
+                const float* sfa = smem_sfa(stage) + wg * 64 + row_in_wg;
+                const float sa0 = sfa[0], sa1 = sfa[8];
+                mma::kblock_mma<BLOCK_N>(smem_a(stage) + wg * 64 * mma::kTileRowBytes, smem_b(stage), partial);
+                // Release the stage (to both CTAs of the cluster when B is multicast).
+                if (lane < kClusterM) {
+                    if constexpr (kClusterM == 1)
+                        ptx::mbarrier_arrive(&empty_bar[stage]);
+                    else
+                        ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
+                }
+                mma::promote_1d2d<BLOCK_N>(accum, partial, kb == tile.kb_begin, sa0, sa1, sb0, sb1, split_group);
+                if (++stage == kNumStages)
+                    stage = 0, phase ^= 1;
+            }
+            if (tile.kb_begin == tile.kb_end) {
+#pragma unroll
+                for (unsigned int i = 0; i < Mma::kNumAccum; ++i)
+                    accum[i] = 0.0f;
+            }
+
+            // Step: epilogue. Wait until this warpgroup's previous TMA store no longer reads the tile.
+            const bool store_thread = warp_in_wg == 0 && lane == 0;
+            if (store_thread)
+                ptx::tma_store_wait_read<0>();
+            ptx::named_barrier_sync(1 + wg, 128);
+            epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN>(smem_d, accum, wg, warp_in_wg, lane);
+            ptx::fence_proxy_async_smem();
+            ptx::named_barrier_sync(1 + wg, 128);
+            if (store_thread)
+                epilogue::store_smem_tile<bf16, BLOCK_M, BLOCK_N, kChunkN, false>(&tmap_d, smem_d, wg, tile.d_row,
+                                                                                   tile.rows_valid, n_col0, n, heads);
+        }
+        if (warp_in_wg == 0 && lane == 0)
+            ptx::tma_store_wait<0>();
+    }
+
+    // NOTE: neither CTA of a cluster may exit while its peer can still multicast into its shared memory
+    // or arrive on its barriers.
+    if constexpr (kClusterM > 1)
+        ptx::cluster_sync();
+}
+
+// The dense kernel: one persistent CTA per SM (or fewer), `kGroupM` M blocks per raster band.
+template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
+          unsigned int kChunkN, unsigned int kGroupM>
+__global__ void __launch_bounds__(Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>::kNumThreads, 1)
+    sm90_fp8_gemm_1d2d_impl(const __grid_constant__ TensorMap tmap_a, const __grid_constant__ TensorMap tmap_b,
+                            const __grid_constant__ TensorMap tmap_sfa, const __grid_constant__ TensorMap tmap_d,
+                            const float* __restrict__ sfb, unsigned int m, unsigned int n, unsigned int k,
+                            unsigned int head_left, unsigned int head_mid, unsigned int head_right) {
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
+    using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM>;
+    sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, Sched>(
+        tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right},
+        Sched(m, n, k, 1));
+#endif
+}
+
+}  // namespace dg

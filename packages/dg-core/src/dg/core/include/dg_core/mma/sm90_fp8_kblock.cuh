@@ -1,0 +1,80 @@
+// dg_core/mma/sm90_fp8_kblock.cuh -- one 128-deep K block of an FP8 tile product on one warpgroup, and
+// the promotion of its FP32 partial sums into the main accumulators with the block's scales.
+//
+// Two-level accumulation (the fine-grained scaling recipe): the tensor cores accumulate one K block of
+// 128 (four m64nNk32 wgmma) into `partial`; the CUDA cores then add partial * scale_a(row) * scale_b(col)
+// into `accum`. Both arrays use the wgmma accumulator layout: element j of a thread (warp w of the
+// warpgroup, lane l) sits at row w*16 + l/4 + 8*((j/2)%2), column (j/4)*8 + (l%4)*2 + j%2.
+#pragma once
+
+#include "../ptx/wgmma.cuh"
+
+namespace dg::mma {
+
+constexpr unsigned int kBlockK = 128;          // K elements per scale block and per pipeline stage
+constexpr unsigned int kWgmmaK = 32;           // K of one FP8 wgmma
+constexpr unsigned int kTileRowBytes = kBlockK; // one FP8 K-major row of a stage tile = one 128-byte swizzle atom
+
+// Issues the four wgmma of one K block and waits for them. `smem_a` holds 64 rows x 128 bytes (this
+// warpgroup's rows), `smem_b` BLOCK_N rows x 128 bytes, both 128-byte swizzled and 1024-byte aligned.
+template <unsigned int BLOCK_N>
+DG_DEVICE void kblock_mma(const void* smem_a, const void* smem_b, float* partial) {
+    using Mma = ptx::WgmmaFp8<BLOCK_N>;
+    const unsigned long long desc_a = ptx::make_smem_desc_kmajor(smem_a, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
+    const unsigned long long desc_b = ptx::make_smem_desc_kmajor(smem_b, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
+    ptx::accum_fence_array<Mma::kNumAccum>(partial);
+    ptx::wgmma_fence();
+#pragma unroll
+    for (unsigned int kk = 0; kk < kBlockK / kWgmmaK; ++kk)
+        Mma::mma(ptx::smem_desc_advance(desc_a, kk * kWgmmaK), ptx::smem_desc_advance(desc_b, kk * kWgmmaK), partial,
+                 kk > 0);
+    ptx::wgmma_commit_group();
+    ptx::wgmma_wait_group<0>();
+    ptx::accum_fence_array<Mma::kNumAccum>(partial);
+}
+
+// accum (+)= partial * scale, where the scale of element j is
+//   (row half (j/2)%2 == 0 ? row_scale0 : row_scale1) * (column group j/4 < split_group ? col_scale0 : col_scale1)
+// `split_group` is the first 8-column group that takes the second column scale (>= BLOCK_N/8: none).
+template <unsigned int BLOCK_N>
+DG_DEVICE void promote_1d2d(float* accum, const float* partial, bool first, float row_scale0, float row_scale1,
+                            float col_scale0, float col_scale1, unsigned int split_group) {
+    const float s00 = row_scale0 * col_scale0, s10 = row_scale1 * col_scale0;
+    const float s01 = row_scale0 * col_scale1, s11 = row_scale1 * col_scale1;
+#pragma unroll
+    for (unsigned int g = 0; g < BLOCK_N / 8; ++g) {
+        const bool second = g >= split_group;
+        const float r0 = second ? s01 : s00, r1 = second ? s11 : s10;
+        if (first) {
+            accum[g * 4 + 0] = partial[g * 4 + 0] * r0;
+            accum[g * 4 + 1] = partial[g * 4 + 1] * r0;
+            accum[g * 4 + 2] = partial[g * 4 + 2] * r1;
+            accum[g * 4 + 3] = partial[g * 4 + 3] * r1;
+        } else {
+            accum[g * 4 + 0] = fmaf(partial[g * 4 + 0], r0, accum[g * 4 + 0]);
+            accum[g * 4 + 1] = fmaf(partial[g * 4 + 1], r0, accum[g * 4 + 1]);
+            accum[g * 4 + 2] = fmaf(partial[g * 4 + 2], r1, accum[g * 4 + 2]);
+            accum[g * 4 + 3] = fmaf(partial[g * 4 + 3], r1, accum[g * 4 + 3]);
+        }
+    }
+}
+
+// 1D1D: the column scale is per output column; `col_scale` holds this thread's BLOCK_N/4 values, one per
+// (8-column group, column parity): col_scale[g*2 + p] for column g*8 + (lane%4)*2 + p.
+template <unsigned int BLOCK_N>
+DG_DEVICE void promote_1d1d(float* accum, const float* partial, bool first, float row_scale0, float row_scale1,
+                            const float* col_scale) {
+#pragma unroll
+    for (unsigned int g = 0; g < BLOCK_N / 8; ++g) {
+#pragma unroll
+        for (unsigned int p = 0; p < 2; ++p) {
+            const float c = col_scale[g * 2 + p];
+            const float v0 = partial[g * 4 + p] * (row_scale0 * c);
+            const float v1 = partial[g * 4 + 2 + p] * (row_scale1 * c);
+            accum[g * 4 + p] = first ? v0 : accum[g * 4 + p] + v0;
+            accum[g * 4 + 2 + p] = first ? v1 : accum[g * 4 + 2 + p] + v1;
+        }
+    }
+}
+
+}  // namespace dg::mma

@@ -1,0 +1,137 @@
+"""JIT glue of the indexer kernels: which template instance to compile, its launch shape and shared memory.
+
+The three kernel families (one stem each, see STYLE.md habit 1):
+
+``sm90_fp8_mqa_logits``
+    non-paged logits, ``impls/sm90_fp8_mqa_logits.cuh``.
+``sm90_fp8_paged_mqa_logits``
+    paged logits, ``impls/sm90_fp8_paged_mqa_logits.cuh``.
+``smxx_paged_mqa_logits_metadata``
+    the split of the paged work across SMs, ``impls/smxx_paged_mqa_logits_metadata.cuh``.
+
+Shared-memory sizes are computed here with the same formula as the kernels' ``kSmemBytes``; the kernels trap
+if they are launched with less than they need, so a mismatch cannot corrupt memory.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+
+# Threads: one producer warpgroup (TMA) plus two math warpgroups that take turns on the key tiles.
+NUM_THREADS = 384
+# Keys per tile (one wgmma M of 64 rows) and per block of the paged cache.
+BLOCK_KV = 64
+# Query rows (query x head) per non-paged tile: the N of the wgmma summed over the queries of a block.
+Q_ROWS = 128
+NUM_STAGES = 8
+METADATA_THREADS = 512
+# Bytes of mbarriers the kernels reserve: 2 per stage, 4 for the two query slots, rounded up.
+_BARRIER_BYTES = 8 * (2 * NUM_STAGES + 4)
+
+
+def include_dir() -> str:
+    from dg.core import jit
+
+    return jit.package_include_dir("dg.indexer")
+
+
+def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages: int = NUM_STAGES) -> int:
+    """Dynamic shared memory of both logits kernels (layout in the kernels' header cards)."""
+    q_slot = q_rows * head_dim
+    k_stage = BLOCK_KV * head_dim
+    w_slot = num_queries * heads * 4
+    return 2 * q_slot + stages * k_stage + 2 * w_slot + 8 * (2 * stages + 4)
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    name: str
+    include: str
+    kernel: str
+    signature: tuple[str, ...]
+
+
+def mqa_logits_spec(heads: int, head_dim: int) -> KernelSpec:
+    return KernelSpec(
+        name="sm90_fp8_mqa_logits",
+        include="dg_indexer/impls/sm90_fp8_mqa_logits.cuh",
+        kernel=f"dg::indexer::sm90_fp8_mqa_logits_impl<{heads}, {head_dim}, {NUM_STAGES}>",
+        # q map, k map, weights map, k_scale, ks, ke, out, seq_len, seq_len_kv, out row stride, clean
+        signature=("tmap", "tmap", "tmap", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u64", "u32"),
+    )
+
+
+def paged_mqa_logits_spec(next_n: int, heads: int, head_dim: int) -> KernelSpec:
+    return KernelSpec(
+        name="sm90_fp8_paged_mqa_logits",
+        include="dg_indexer/impls/sm90_fp8_paged_mqa_logits.cuh",
+        kernel=f"dg::indexer::sm90_fp8_paged_mqa_logits_impl<{next_n}, {heads}, {head_dim}, {NUM_STAGES}>",
+        # q map, kv map, weights map, kv_cache base, block pitch, num_blocks, context_lens, block_table,
+        # table row pitch, table width, schedule_meta, out, out row stride, batch, max_context_len, clean
+        signature=("tmap", "tmap", "tmap", "ptr", "u64", "u32", "ptr", "ptr", "u64", "u32", "ptr", "ptr", "u64",
+                   "u32", "u32", "u32"),
+    )
+
+
+def metadata_spec() -> KernelSpec:
+    return KernelSpec(
+        name="smxx_paged_mqa_logits_metadata",
+        include="dg_indexer/impls/smxx_paged_mqa_logits_metadata.cuh",
+        kernel=f"dg::indexer::smxx_paged_mqa_logits_metadata_impl<{METADATA_THREADS}>",
+        # context_lens, batch, split tokens, num_sms, out
+        signature=("ptr", "u32", "u32", "u32", "ptr"),
+    )
+
+
+def all_specs() -> list[KernelSpec]:
+    """Every instance the package can launch (used by the compile test)."""
+    specs = [metadata_spec()]
+    for h in (32, 64, 128):
+        for d in (32, 64, 128):
+            specs.append(mqa_logits_spec(h, d))
+            for n in (1, 2):
+                specs.append(paged_mqa_logits_spec(n, h, d))
+    return specs
+
+
+def compile_spec(spec: KernelSpec, arch: str | None = None):
+    from dg.core import jit
+
+    return jit.compile(name=spec.name, include=spec.include, kernel=spec.kernel, include_dirs=[include_dir()],
+                       signature=spec.signature, arch=arch)
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_for(spec: KernelSpec, arch: str | None = None):
+    return compile_spec(spec, arch)
+
+
+def tensor_map(t: torch.Tensor, dims: tuple[int, ...], strides_bytes: tuple[int, ...], box: tuple[int, ...],
+               swizzle: int):
+    """A TMA descriptor over ``t`` (dims and box innermost first, byte strides of dims 1..)."""
+    from dg.core import jit
+
+    return jit.make_tensor_map(t, t.dtype, list(dims), list(strides_bytes), list(box), swizzle=swizzle)
+
+
+def num_sms(device: torch.device) -> int:
+    """SM count used for persistent grids: dg.core's setting when it has one, else the device's."""
+    try:
+        import dg.core as core
+
+        getter = getattr(core, "get_num_sms", None)
+        if getter is not None:
+            return int(getter())
+    except ImportError:
+        pass
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def require_sm90(name: str, device: torch.device) -> None:
+    major, minor = torch.cuda.get_device_capability(device)
+    if major != 9:
+        raise ValueError(f"{name}: the indexer kernels need an SM90 (Hopper) GPU, got compute capability "
+                         f"{major}.{minor} on {device}")

@@ -1,0 +1,212 @@
+// dg_indexer/impls/sm90_mqa_logits_common.cuh -- the pieces both SM90 MQA-logits kernels share: the shared
+// memory map, the warp roles, the per-tile FP8 wgmma and the ReLU-weighted head sum.
+//
+// Tile math (one math warpgroup, one tile of 64 keys):
+//     S[key, h]  = sum_d K[key, d] * Q[q, h, d]        wgmma m64nHk32, A = key tile (64 x D), B = Q rows (H x D),
+//                                                        both FP8 e4m3, K-major, swizzled by D bytes, FP32 accum
+//     out[q, key] = k_scale[key] * sum_h w[q, h] * max(0, S[key, h])
+// One wgmma chain per query of the group (kNumQ of them: 128/H queries for the prefill kernel, next_n for
+// decode); the head sum is a per-thread sum over the thread's accumulator columns followed by two xor
+// shuffles inside each quad of lanes (the four lanes that share an accumulator row).
+//
+// Warp roles (384 threads):
+//     warpgroup 0  kTmaWarpgroup     one elected thread issues every TMA load; 40 registers per thread
+//     warpgroup 1  kMathWarpgroup0   tiles 0, 2, 4, ... of the CTA's tile sequence; 232 registers
+//     warpgroup 2  kMathWarpgroup1   tiles 1, 3, 5, ...
+// The two math warpgroups take turns: while one runs its ReLU-weighted head sum on the CUDA cores the other
+// one's wgmma keeps the tensor cores busy.
+//
+// Pipelines (producer -> consumer, arrive counts):
+//     k_full[s]   TMA (1 arrive + 64*D tx bytes)         -> math warpgroup owning the tile
+//     k_empty[s]  the owning math warpgroup (128 arrives) -> TMA
+//     q_full[i]   TMA (1 arrive + Q and weight bytes)     -> both math warpgroups           (i = 0, 1)
+//     q_empty[i]  both math warpgroups (256 arrives)      -> TMA
+//
+// Shared memory map (bytes, every tile 1024-aligned):
+//     [q slot 0 | q slot 1]          2 x kQRows * D        FP8 Q rows of one query group
+//     [k stage 0 .. kNumStages-1]    kNumStages x 64 * D   FP8 key tiles
+//     [w slot 0 | w slot 1]          2 x kNumQ * H * 4     FP32 weights of the query group
+//     [barriers]                     (2 * kNumStages + 4) x 8
+// The host computes the same total (dg/indexer/_jit.py: smem_bytes); the kernels trap if launched with less.
+#pragma once
+
+#include <dg_core/common/types.cuh>
+#include <dg_core/common/utils.cuh>
+#include <dg_core/ptx/mbarrier.cuh>
+#include <dg_core/ptx/sync.cuh>
+#include <dg_core/ptx/tma.cuh>
+#include <dg_core/ptx/wgmma.cuh>
+
+namespace dg::indexer {
+
+constexpr unsigned int kNumThreads = 384;
+constexpr unsigned int kBlockKV = 64;   // keys per tile: the M of one wgmma
+constexpr unsigned int kWgmmaK = 32;    // K of one FP8 wgmma
+constexpr unsigned int kTmaWarpgroup = 0;
+constexpr unsigned int kMathWarpgroup0 = 1;
+constexpr unsigned int kMathWarpgroup1 = 2;
+constexpr unsigned int kNumMathWarpgroups = 2;
+constexpr unsigned int kNumMathThreads = kNumMathWarpgroups * 128;
+constexpr unsigned int kTmaRegisters = 40;
+constexpr unsigned int kMathRegisters = 232;
+static_assert(kTmaRegisters * 128 + kMathRegisters * kNumMathThreads <= 65536,
+              "register budget of the three warpgroups exceeds the 64K registers of an SM");
+
+template <unsigned int kNumQ, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages>
+struct MqaLayout {
+    static constexpr unsigned int kQRows = kNumQ * kNumHeads;
+    static constexpr unsigned int kQSlotBytes = kQRows * kHeadDim;
+    static constexpr unsigned int kKStageBytes = kBlockKV * kHeadDim;
+    static constexpr unsigned int kWSlotBytes = kNumQ * kNumHeads * 4;
+    static constexpr unsigned int kQOffset = 0;
+    static constexpr unsigned int kKOffset = kQOffset + 2 * kQSlotBytes;
+    static constexpr unsigned int kWOffset = kKOffset + kNumStages * kKStageBytes;
+    static constexpr unsigned int kBarrierOffset = kWOffset + 2 * kWSlotBytes;
+    static constexpr unsigned int kNumBarriers = 2 * kNumStages + 4;
+    static constexpr unsigned int kSmemBytes = kBarrierOffset + 8 * kNumBarriers;
+
+    static_assert(kHeadDim == 32 || kHeadDim == 64 || kHeadDim == 128, "head_dim must be 32, 64 or 128");
+    static_assert(kNumHeads == 32 || kNumHeads == 64 || kNumHeads == 128, "heads must be 32, 64 or 128");
+    static_assert(kQRows <= 256, "a query group is loaded as one TMA box of at most 256 rows");
+    static_assert(kQSlotBytes % 1024 == 0 && kKStageBytes % 1024 == 0,
+                  "swizzled tiles must stay 1024-byte aligned (descriptor K advance relies on it)");
+    static_assert((kNumHeads * kHeadDim) % 1024 == 0, "each query's Q rows must start 1024-byte aligned");
+    static_assert(kWSlotBytes % 128 == 0, "weight slots must keep the barriers 8-byte and TMA 16-byte aligned");
+    static_assert(kSmemBytes <= 227 * 1024, "shared memory budget of an SM90 CTA (227 KiB) exceeded");
+    static_assert(kNumStages >= 2 && kNumStages <= 32, "between 2 and 32 key stages");
+};
+
+// Swizzle of a K-major FP8 tile whose rows are exactly kHeadDim bytes (one swizzle atom per row).
+template <unsigned int kHeadDim>
+DG_DEVICE constexpr ptx::SmemSwizzle swizzle_for() {
+    return kHeadDim == 128 ? ptx::SmemSwizzle::k128B
+                           : (kHeadDim == 64 ? ptx::SmemSwizzle::k64B : ptx::SmemSwizzle::k32B);
+}
+
+// Shared memory the block was launched with (the %dynamic_smem_size special register).
+DG_DEVICE unsigned int dynamic_smem_size() {
+    unsigned int v;
+    asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(v));
+    return v;
+}
+
+// Last line of defence for launch contracts the host already guarantees. NOTE: a plain trap rather than
+// DG_DEVICE_ASSERT: its printf is a function call, which makes ptxas serialise every wgmma of the kernel.
+DG_DEVICE void trap_unless(bool ok) {
+    if (!ok)
+        asm volatile("trap;");
+}
+
+// Barriers of one CTA, carved out of the barrier region of the map above.
+template <unsigned int kNumStages>
+struct MqaBarriers {
+    unsigned long long* k_full;
+    unsigned long long* k_empty;
+    unsigned long long* q_full;
+    unsigned long long* q_empty;
+
+    DG_DEVICE explicit MqaBarriers(unsigned long long* base)
+        : k_full(base), k_empty(base + kNumStages), q_full(base + 2 * kNumStages),
+          q_empty(base + 2 * kNumStages + 2) {}
+
+    // Called by one thread before the role split, followed by a CTA barrier.
+    DG_DEVICE void init() const {
+#pragma unroll
+        for (unsigned int s = 0; s < kNumStages; ++s) {
+            ptx::mbarrier_init(k_full + s, 1);
+            ptx::mbarrier_init(k_empty + s, 128);
+        }
+#pragma unroll
+        for (unsigned int i = 0; i < 2; ++i) {
+            ptx::mbarrier_init(q_full + i, 1);
+            ptx::mbarrier_init(q_empty + i, kNumMathThreads);
+        }
+        ptx::fence_barrier_init();
+    }
+};
+
+// Accumulator row of this thread inside a 64-row wgmma tile: rows row0 and row0 + 8.
+DG_DEVICE unsigned int accum_row0() {
+    const unsigned int t = threadIdx.x % 128;
+    return (t / 32) * 16 + (t % 32) / 4;
+}
+
+// S = K_tile * Q_rows^T for every query of the group; waits for the tensor cores before returning, so the key
+// stage may be released right after.
+template <unsigned int kNumQ, unsigned int kNumHeads, unsigned int kHeadDim>
+DG_DEVICE void tile_mma(const unsigned char* k_tile, const unsigned char* q_rows,
+                        float (&acc)[kNumQ][kNumHeads / 2]) {
+    using Mma = ptx::WgmmaFp8<kNumHeads>;
+    static_assert(Mma::kNumAccum == kNumHeads / 2, "accumulator count of m64nHk32");
+    constexpr ptx::SmemSwizzle kSwizzle = swizzle_for<kHeadDim>();
+    // NOTE: 8 rows of kHeadDim bytes form one swizzle atom; the stride byte offset jumps between atoms.
+    const unsigned long long desc_k = ptx::make_smem_desc_kmajor(k_tile, 8 * kHeadDim, kSwizzle);
+#pragma unroll
+    for (unsigned int q = 0; q < kNumQ; ++q)
+        ptx::accum_fence_array<kNumHeads / 2>(acc[q]);
+    ptx::wgmma_fence();
+#pragma unroll
+    for (unsigned int kk = 0; kk < kHeadDim / kWgmmaK; ++kk) {
+#pragma unroll
+        for (unsigned int q = 0; q < kNumQ; ++q) {
+            const unsigned long long desc_q =
+                ptx::make_smem_desc_kmajor(q_rows + q * kNumHeads * kHeadDim, 8 * kHeadDim, kSwizzle);
+            Mma::mma(ptx::smem_desc_advance(desc_k, kk * kWgmmaK), ptx::smem_desc_advance(desc_q, kk * kWgmmaK),
+                     acc[q], kk > 0);
+        }
+    }
+    ptx::wgmma_commit_group();
+    ptx::wgmma_wait_group<0>();
+#pragma unroll
+    for (unsigned int q = 0; q < kNumQ; ++q)
+        ptx::accum_fence_array<kNumHeads / 2>(acc[q]);
+}
+
+// sums[q][half] = sum_h w[q, h] * max(0, S[row0 + 8 * half, h]), identical in the four lanes of a quad.
+// Weights are read from shared memory as float2 pairs: the four distinct addresses of a warp hit four banks.
+template <unsigned int kNumQ, unsigned int kNumHeads>
+DG_DEVICE void relu_weighted_head_sum(const float (&acc)[kNumQ][kNumHeads / 2], const float* w_slot,
+                                      float (&sums)[kNumQ][2]) {
+    const unsigned int col = 2 * (threadIdx.x % 4);
+#pragma unroll
+    for (unsigned int q = 0; q < kNumQ; ++q) {
+        float s0 = 0.0f, s1 = 0.0f;
+        const float* w = w_slot + q * kNumHeads + col;
+#pragma unroll
+        for (unsigned int i = 0; i < kNumHeads / 8; ++i) {
+            const float2 wv = *reinterpret_cast<const float2*>(w + 8 * i);
+            s0 = fmaf(fmaxf(acc[q][4 * i + 0], 0.0f), wv.x, s0);
+            s0 = fmaf(fmaxf(acc[q][4 * i + 1], 0.0f), wv.y, s0);
+            s1 = fmaf(fmaxf(acc[q][4 * i + 2], 0.0f), wv.x, s1);
+            s1 = fmaf(fmaxf(acc[q][4 * i + 3], 0.0f), wv.y, s1);
+        }
+        s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
+        s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
+        s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
+        s1 += __shfl_xor_sync(0xffffffffu, s1, 2);
+        sums[q][0] = s0;
+        sums[q][1] = s1;
+    }
+}
+
+// The quad lane that stores value (q, half): spreads the 2 * kNumQ stores of a quad over its lanes.
+DG_DEVICE bool is_store_lane(unsigned int q, unsigned int half) {
+    return ((2 * q + half) % 4) == threadIdx.x % 4;
+}
+
+DG_DEVICE float neg_inf() {
+    return __int_as_float(0xff800000);
+}
+
+DG_DEVICE float quiet_nan() {
+    return __int_as_float(0x7fffffff);
+}
+
+// Fills out[col] = value for col in [begin, end) with the threads [tid, stride) of the caller's group.
+DG_DEVICE void fill_row(float* row, unsigned int begin, unsigned int end, float value, unsigned int tid,
+                        unsigned int stride) {
+    for (unsigned int c = begin + tid; c < end; c += stride)
+        row[c] = value;
+}
+
+}  // namespace dg::indexer

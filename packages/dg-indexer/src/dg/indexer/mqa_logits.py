@@ -1,0 +1,126 @@
+"""Non-paged lightning-indexer logits (prefill): :func:`fp8_mqa_logits`."""
+
+from __future__ import annotations
+
+import torch
+
+from . import _checks as chk
+from . import _jit, reference
+
+
+def _align(x: int, a: int) -> int:
+    return (x + a - 1) // a * a
+
+
+def fp8_mqa_logits(
+    q: torch.Tensor,
+    kv: tuple[torch.Tensor, torch.Tensor],
+    weights: torch.Tensor,
+    cu_seq_len_k_start: torch.Tensor,
+    cu_seq_len_k_end: torch.Tensor,
+    clean_logits: bool = True,
+) -> torch.Tensor:
+    """Score every query against its key range (DeepSeek-V3.2 lightning indexer, prefill).
+
+    ``out[i, j] = k_scale[j] * sum_h weights[i, h] * max(0, <q[i, h, :], k[j, :]>)`` for
+    ``ks[i] <= j < ke[i]``; FP8 products accumulate in FP32 on the tensor cores.
+
+    Args:
+        q: FP8 e4m3 ``[S, H, D]``, contiguous, ``H`` in {32, 64, 128}, ``D`` in {32, 64, 128}. No scale: fold a
+            query scale into ``weights``.
+        kv: ``(k, k_scale)``: FP8 e4m3 ``[S_kv, D]`` contiguous keys and FP32 ``[S_kv]`` per-key scales.
+        weights: FP32 ``[S, H]`` contiguous (may be negative).
+        cu_seq_len_k_start: INT32 ``[S]`` contiguous, ``ks``: first key of each query (absolute index).
+        cu_seq_len_k_end: INT32 ``[S]`` contiguous, ``ke``: one past the last key of each query.
+        clean_logits: write ``-inf`` at every position outside ``[ks[i], ke[i])`` (fused into the kernel). When
+            false those positions are unspecified.
+
+    Returns:
+        FP32 ``[S, S_kv]``: a view of a ``[align(S, 4), align(S_kv + 256, 4)]`` buffer (row pitch larger than
+        ``S_kv``; not contiguous).
+
+    Ranges must satisfy ``0 <= ks <= ke <= S_kv``; other values are clamped by the kernel (never an
+    out-of-bounds access); ``DG_INDEXER_CHECKED=1`` validates them on the host and raises ``ValueError``. CPU
+    inputs are served by :func:`dg.indexer.reference.mqa_logits`.
+
+    Example:
+        >>> S, S_kv, H, D = 4, 128, 64, 128
+        >>> q = torch.randn(S, H, D, device="cuda").to(torch.float8_e4m3fn)
+        >>> k, k_scale = dg.indexer.reference.quantize_per_token(torch.randn(S_kv, D, device="cuda"))
+        >>> w = torch.randn(S, H, device="cuda")
+        >>> ks = torch.zeros(S, dtype=torch.int32, device="cuda")
+        >>> ke = torch.arange(S_kv - S + 1, S_kv + 1, dtype=torch.int32, device="cuda")
+        >>> logits = dg.indexer.fp8_mqa_logits(q, (k, k_scale), w, ks, ke)   # [4, 128], -inf after ke
+    """
+    q = chk.tensor("q", q)
+    if not isinstance(kv, (tuple, list)) or len(kv) != 2:
+        raise TypeError(f"kv: expected a (k, k_scale) pair of tensors, got {type(kv).__name__}"
+                        + (f" of length {len(kv)}" if isinstance(kv, (tuple, list)) else ""))
+    k = chk.tensor("kv[0]", kv[0])
+    k_scale = chk.tensor("kv[1]", kv[1])
+    weights = chk.tensor("weights", weights)
+    ks = chk.tensor("cu_seq_len_k_start", cu_seq_len_k_start)
+    ke = chk.tensor("cu_seq_len_k_end", cu_seq_len_k_end)
+    clean_logits = chk.boolean("clean_logits", clean_logits)
+
+    chk.dtype("q", q, chk.FP8)
+    chk.dtype("kv[0]", k, chk.FP8)
+    chk.dtype("kv[1]", k_scale, torch.float32)
+    chk.dtype("weights", weights, torch.float32)
+    chk.dtype("cu_seq_len_k_start", ks, torch.int32)
+    chk.dtype("cu_seq_len_k_end", ke, torch.int32)
+    chk.rank("q", q, 3)
+    chk.rank("kv[0]", k, 2)
+    chk.rank("kv[1]", k_scale, 1)
+    chk.rank("weights", weights, 2)
+    chk.rank("cu_seq_len_k_start", ks, 1)
+    chk.rank("cu_seq_len_k_end", ke, 1)
+
+    seq_len, heads, dim = q.shape
+    seq_len_kv = k.shape[0]
+    chk.heads("q", heads)
+    chk.head_dim("q", dim)
+    chk.size("kv[0]", k, 1, dim, "head_dim of q")
+    chk.size("kv[1]", k_scale, 0, seq_len_kv, "seq_len_kv of kv[0]")
+    chk.size("weights", weights, 0, seq_len, "seq_len of q")
+    chk.size("weights", weights, 1, heads, "heads of q")
+    chk.size("cu_seq_len_k_start", ks, 0, seq_len, "seq_len of q")
+    chk.size("cu_seq_len_k_end", ke, 0, seq_len, "seq_len of q")
+    for name, x in (("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights),
+                    ("cu_seq_len_k_start", ks), ("cu_seq_len_k_end", ke)):
+        chk.contiguous(name, x)
+    device = chk.same_device([("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights),
+                              ("cu_seq_len_k_start", ks), ("cu_seq_len_k_end", ke)])
+    if seq_len_kv >= 2**31 or seq_len * heads >= 2**31:
+        raise ValueError(f"q/kv: sizes must stay below 2^31 rows, got seq_len*heads={seq_len * heads}, "
+                         f"seq_len_kv={seq_len_kv}")
+    if chk.checked_mode():
+        chk.check_ranges_values(ks, ke, seq_len_kv)
+
+    buffer = torch.empty(_align(seq_len, 4), _align(seq_len_kv + 256, 4), dtype=torch.float32, device=device)
+    out = buffer[:seq_len, :seq_len_kv]
+    if device.type == "cpu":
+        out.copy_(reference.mqa_logits(q, k, k_scale, weights, ks, ke, clean_logits=clean_logits))
+        return out
+    if seq_len == 0 or seq_len_kv == 0:
+        return out
+
+    for name, x in (("q", q), ("kv[0]", k), ("weights", weights)):
+        chk.aligned(name, x)
+    _jit.require_sm90("q", device)
+    with torch.cuda.device(device):
+        spec = _jit.mqa_logits_spec(heads, dim)
+        kernel = _jit.kernel_for(spec)
+        queries_per_block = _jit.Q_ROWS // heads
+        q_map = _jit.tensor_map(q.view(seq_len * heads, dim), (dim, seq_len * heads), (dim,), (dim, _jit.Q_ROWS),
+                                swizzle=dim)
+        k_map = _jit.tensor_map(k, (dim, seq_len_kv), (dim,), (dim, _jit.BLOCK_KV), swizzle=dim)
+        w_map = _jit.tensor_map(weights, (heads, seq_len), (heads * 4,), (heads, queries_per_block), swizzle=0)
+        num_blocks = (seq_len + queries_per_block - 1) // queries_per_block
+        grid = min(_jit.num_sms(device), num_blocks)
+        smem = _jit.smem_bytes(_jit.Q_ROWS, dim, heads, queries_per_block)
+        kernel.launch(grid=(grid, 1, 1), block=(_jit.NUM_THREADS, 1, 1),
+                      args=(q_map, k_map, w_map, k_scale, ks, ke, out, seq_len, seq_len_kv, buffer.stride(0),
+                            int(clean_logits)),
+                      smem=smem)
+    return out

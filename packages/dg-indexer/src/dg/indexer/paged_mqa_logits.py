@@ -1,0 +1,200 @@
+"""Paged lightning-indexer logits (decode): :func:`get_paged_mqa_logits_metadata`, :func:`fp8_paged_mqa_logits`."""
+
+from __future__ import annotations
+
+import torch
+
+from . import _checks as chk
+from . import _jit, reference
+
+BLOCK_KV = reference.PAGED_BLOCK_KV
+
+
+def _align(x: int, a: int) -> int:
+    return (x + a - 1) // a * a
+
+
+def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num_sms: int) -> torch.Tensor:
+    """Split the paged work of one decode step evenly across ``num_sms`` persistent CTAs.
+
+    Work items are splits of ``4 * block_kv`` (256) tokens of one sequence, in (batch, split) order; SM ``s``
+    takes the items from row ``s`` up to row ``s + 1`` of the result, and run lengths differ by at most one item.
+    Computed on the device by a one-CTA kernel (no host synchronisation); CPU inputs use
+    :func:`dg.indexer.reference.paged_mqa_logits_metadata`.
+
+    Args:
+        context_lens: INT32 ``[B]`` contiguous context lengths (negative values count as 0).
+        block_kv: tokens per cache block; must be 64 for :func:`fp8_paged_mqa_logits`.
+        num_sms: number of CTAs of the paged call, usually the device's SM count.
+
+    Returns:
+        INT32 ``[num_sms + 1, 2]``: ``(batch index, split index)`` of each CTA's first item; the last row is
+        ``(B, 0)``.
+
+    Example:
+        >>> lens = torch.tensor([1000, 300, 5000], dtype=torch.int32, device="cuda")
+        >>> sms = torch.cuda.get_device_properties(0).multi_processor_count
+        >>> meta = dg.indexer.get_paged_mqa_logits_metadata(lens, 64, sms)
+    """
+    context_lens = chk.tensor("context_lens", context_lens)
+    block_kv = chk.integer("block_kv", block_kv, 1)
+    num_sms = chk.integer("num_sms", num_sms, 1)
+    chk.dtype("context_lens", context_lens, torch.int32)
+    chk.rank("context_lens", context_lens, 1)
+    chk.contiguous("context_lens", context_lens)
+    device = chk.same_device([("context_lens", context_lens)])
+    if 4 * block_kv >= 2**31:
+        raise ValueError(f"block_kv: expected a value below 2^29, got {block_kv}")
+    if device.type == "cpu":
+        return reference.paged_mqa_logits_metadata(context_lens, block_kv, num_sms)
+    batch = context_lens.shape[0]
+    out = torch.empty(num_sms + 1, 2, dtype=torch.int32, device=device)
+    with torch.cuda.device(device):
+        kernel = _jit.kernel_for(_jit.metadata_spec())
+        kernel.launch(grid=(1, 1, 1), block=(_jit.METADATA_THREADS, 1, 1),
+                      args=(context_lens, batch, 4 * block_kv, num_sms, out), smem=0)
+    return out
+
+
+def fp8_paged_mqa_logits(
+    q: torch.Tensor,
+    kv_cache: torch.Tensor,
+    weights: torch.Tensor,
+    context_lens: torch.Tensor,
+    block_table: torch.Tensor,
+    schedule_meta: torch.Tensor,
+    max_context_len: int,
+    clean_logits: bool = False,
+) -> torch.Tensor:
+    """Score the ``next_n`` newest query tokens of each sequence against its paged KV cache (decode).
+
+    Row ``R = b * next_n + r`` gets, for ``j <= context_lens[b] - next_n + r``,
+    ``out[R, j] = scale(j) * sum_h weights[R, h] * max(0, <q[b, r, h, :], kvec(j)>)`` where token ``j`` lives in
+    block ``block_table[b, j // 64]``, slot ``j % 64``.
+
+    Args:
+        q: FP8 e4m3 ``[B, next_n, H, D]`` contiguous; ``next_n`` in {1, 2}, ``H`` and ``D`` in {32, 64, 128}.
+        kv_cache: UINT8 ``[num_blocks, 64, 1, D + 4]`` with ``stride(1) == D + 4``, ``stride(3) == 1`` and a
+            block pitch ``stride(0)`` that is a multiple of 16 bytes. Each block holds the 64 tokens' FP8
+            vectors (token ``t`` at byte ``t * D``) followed by their 64 FP32 scales (byte ``64 * D + 4 * t``).
+        weights: FP32 ``[B * next_n, H]`` contiguous.
+        context_lens: INT32 ``[B]`` contiguous, each in ``[1, max_context_len]``.
+        block_table: INT32 ``[B, max_blocks]`` with ``stride(1) == 1`` (any row pitch); the first
+            ``ceil(context_lens[b] / 64)`` entries of row ``b`` must be valid block ids.
+        schedule_meta: INT32 ``[num_sms + 1, 2]`` from :func:`get_paged_mqa_logits_metadata` with ``block_kv=64``
+            on the same ``context_lens``; the kernel launches ``num_sms`` CTAs.
+        max_context_len: number of output columns, ``>= max(context_lens)``.
+        clean_logits: write ``-inf`` at every position past the last valid one (fused into the kernel); when
+            false those positions are unspecified.
+
+    Returns:
+        FP32 ``[B * next_n, max_context_len]``: a view of a ``[B * next_n, align(max_context_len, 256)]`` buffer.
+
+    Bad values never cause an out-of-bounds access: lengths are clamped to ``max_context_len`` and to the table
+    width, and a block id outside the cache gives NaN logits for its tokens. ``DG_INDEXER_CHECKED=1`` validates
+    the values (and that ``schedule_meta`` matches ``context_lens``) on the host and raises ``ValueError``.
+
+    Example (one decode step, batch 2, next_n 1)::
+
+        sms = torch.cuda.get_device_properties(0).multi_processor_count
+        lens = torch.tensor([700, 4100], dtype=torch.int32, device="cuda")
+        meta = dg.indexer.get_paged_mqa_logits_metadata(lens, 64, sms)
+        logits = dg.indexer.fp8_paged_mqa_logits(q, kv_cache, w, lens, table, meta, 4096 + 64,
+                                                 clean_logits=True)
+    """
+    q = chk.tensor("q", q)
+    kv_cache = chk.tensor("kv_cache", kv_cache)
+    weights = chk.tensor("weights", weights)
+    context_lens = chk.tensor("context_lens", context_lens)
+    block_table = chk.tensor("block_table", block_table)
+    schedule_meta = chk.tensor("schedule_meta", schedule_meta)
+    max_context_len = chk.integer("max_context_len", max_context_len, 0)
+    clean_logits = chk.boolean("clean_logits", clean_logits)
+
+    chk.dtype("q", q, chk.FP8)
+    chk.dtype("kv_cache", kv_cache, torch.uint8)
+    chk.dtype("weights", weights, torch.float32)
+    chk.dtype("context_lens", context_lens, torch.int32)
+    chk.dtype("block_table", block_table, torch.int32)
+    chk.dtype("schedule_meta", schedule_meta, torch.int32)
+    chk.rank("q", q, 4)
+    chk.rank("kv_cache", kv_cache, 4)
+    chk.rank("weights", weights, 2)
+    chk.rank("context_lens", context_lens, 1)
+    chk.rank("block_table", block_table, 2)
+    chk.rank("schedule_meta", schedule_meta, 2)
+
+    batch, next_n, heads, dim = q.shape
+    if next_n not in chk.SUPPORTED_NEXT_N:
+        raise ValueError(f"q: next_n (dim 1) must be one of {chk.SUPPORTED_NEXT_N}, got {next_n}")
+    chk.heads("q", heads)
+    chk.head_dim("q", dim)
+    num_blocks = kv_cache.shape[0]
+    chk.size("kv_cache", kv_cache, 1, BLOCK_KV, "block_kv")
+    chk.size("kv_cache", kv_cache, 2, 1, "num_heads_kv")
+    chk.size("kv_cache", kv_cache, 3, dim + 4, "head_dim + 4 bytes of FP32 scale")
+    if kv_cache.stride(3) != 1 or kv_cache.stride(1) != dim + 4:
+        raise ValueError(f"kv_cache: expected stride(1) == {dim + 4} and stride(3) == 1, got strides "
+                         f"{tuple(kv_cache.stride())}")
+    block_bytes = BLOCK_KV * (dim + 4)
+    if num_blocks == 0:
+        raise ValueError("kv_cache: expected at least one block, got shape "
+                         f"{tuple(kv_cache.shape)}")
+    if num_blocks > 1 and (kv_cache.stride(0) < block_bytes or kv_cache.stride(0) % 16 != 0):
+        raise ValueError(f"kv_cache: block pitch stride(0) must be >= {block_bytes} and a multiple of 16 bytes "
+                         f"(TMA), got {kv_cache.stride(0)}")
+    chk.size("weights", weights, 0, batch * next_n, "batch * next_n of q")
+    chk.size("weights", weights, 1, heads, "heads of q")
+    chk.size("context_lens", context_lens, 0, batch, "batch of q")
+    chk.size("block_table", block_table, 0, batch, "batch of q")
+    if block_table.stride(1) != 1 and block_table.shape[1] > 1:
+        raise ValueError(f"block_table: expected stride(1) == 1, got strides {tuple(block_table.stride())}")
+    if schedule_meta.shape[0] < 2 or schedule_meta.shape[1] != 2:
+        raise ValueError(f"schedule_meta: expected shape [num_sms + 1, 2] with num_sms >= 1, got "
+                         f"{tuple(schedule_meta.shape)}")
+    for name, x in (("q", q), ("weights", weights), ("context_lens", context_lens),
+                    ("schedule_meta", schedule_meta)):
+        chk.contiguous(name, x)
+    device = chk.same_device([("q", q), ("kv_cache", kv_cache), ("weights", weights),
+                              ("context_lens", context_lens), ("block_table", block_table),
+                              ("schedule_meta", schedule_meta)])
+    if max_context_len >= 2**31 - 256 or batch * next_n * heads >= 2**31:
+        raise ValueError(f"max_context_len/q: sizes must stay below 2^31, got max_context_len={max_context_len}, "
+                         f"rows={batch * next_n * heads}")
+    if chk.checked_mode():
+        chk.check_paged_values(context_lens, block_table, num_blocks, max_context_len, BLOCK_KV)
+        want = reference.paged_mqa_logits_metadata(context_lens.cpu(), BLOCK_KV, schedule_meta.shape[0] - 1)
+        if not torch.equal(schedule_meta.cpu(), want):
+            raise ValueError("schedule_meta: does not match get_paged_mqa_logits_metadata(context_lens, 64, "
+                             f"{schedule_meta.shape[0] - 1}) for these context_lens [DG_INDEXER_CHECKED]")
+
+    rows = batch * next_n
+    buffer = torch.empty(rows, _align(max_context_len, 256), dtype=torch.float32, device=device)
+    out = buffer[:, :max_context_len]
+    if device.type == "cpu":
+        out.copy_(reference.paged_mqa_logits(q, kv_cache, weights, context_lens, block_table, max_context_len,
+                                             clean_logits=clean_logits))
+        return out
+    if rows == 0 or max_context_len == 0:
+        return out
+
+    for name, x in (("q", q), ("kv_cache", kv_cache), ("weights", weights)):
+        chk.aligned(name, x)
+    _jit.require_sm90("q", device)
+    with torch.cuda.device(device):
+        spec = _jit.paged_mqa_logits_spec(next_n, heads, dim)
+        kernel = _jit.kernel_for(spec)
+        q_map = _jit.tensor_map(q.view(rows * heads, dim), (dim, rows * heads), (dim,), (dim, next_n * heads),
+                                swizzle=dim)
+        pitch = kv_cache.stride(0) if num_blocks > 1 else _align(block_bytes, 16)
+        kv_map = _jit.tensor_map(kv_cache, (dim, BLOCK_KV, num_blocks), (dim, pitch), (dim, BLOCK_KV, 1),
+                                 swizzle=dim)
+        w_map = _jit.tensor_map(weights, (heads, rows), (heads * 4,), (heads, next_n), swizzle=0)
+        grid = schedule_meta.shape[0] - 1
+        smem = _jit.smem_bytes(next_n * heads, dim, heads, next_n)
+        kernel.launch(grid=(grid, 1, 1), block=(_jit.NUM_THREADS, 1, 1),
+                      args=(q_map, kv_map, w_map, kv_cache, pitch, num_blocks, context_lens, block_table,
+                            block_table.stride(0), block_table.shape[1], schedule_meta, out, buffer.stride(0),
+                            batch, max_context_len, int(clean_logits)),
+                      smem=smem)
+    return out
