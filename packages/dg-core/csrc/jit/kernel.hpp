@@ -102,14 +102,14 @@ struct CacheEntry {
 // Loads a complete, intact entry; returns false (and says why under DG_JIT_DEBUG) otherwise.
 inline bool load_entry(const std::string& dir, CacheEntry& out) {
     std::string meta;
-    if (!read_file(dir + "/meta", meta)) return false;
+    if (!read_file(dir + "/meta", meta)) return false;  // absent or incomplete: a normal miss
     char fmt_line[64] = {}, symbol[4096] = {};
     unsigned long long size = 0, sum = 0;
     const bool parsed =
         std::sscanf(meta.c_str(), "%63[^\n]\nsymbol %4095s\nsize %llu\nchecksum %llx", fmt_line, symbol, &size,
                     &sum) == 4;
     auto reject = [&](const char* why) {
-        if (jit_debug()) std::cout << "[dg.jit] rebuilding cache entry " << dir << ": " << why << std::endl;
+        std::cerr << "[dg.jit] warning: rebuilding corrupt cache entry " << dir << " (" << why << ")" << std::endl;
         return false;
     };
     if (!parsed || std::string(fmt_line) != kCacheFormat) return reject("unreadable meta");

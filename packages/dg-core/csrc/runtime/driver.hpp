@@ -38,6 +38,7 @@ namespace dg::driver {
     X(cuTensorMapEncodeTiled)    \
     X(cuMemcpy2DAsync)           \
     X(cuMemsetD32Async)          \
+    X(cuMemsetD2D32Async)        \
     X(cuStreamIsCapturing)
 
 struct Api {

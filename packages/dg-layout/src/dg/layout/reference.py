@@ -117,10 +117,16 @@ def per_custom_dims_cast_to_fp8(
 
 def empty_mn_major(groups: int | None, mn: int, cols: int, dtype: torch.dtype, device) -> torch.Tensor:
     """An uninitialised [G, mn, cols] (or [mn, cols]) tensor in the MN-major TMA-aligned layout (spec 3.3)."""
+    # NOTE: the whole padded buffer is allocated (empty_strided would stop after the last column's MN-th row), so
+    # a TMA box that covers the padding rows of the last column stays inside the allocation.
     tma_mn = _ceil_div(mn, 4) * 4
-    if groups is None:
-        return torch.empty_strided((mn, cols), (1, tma_mn), dtype=dtype, device=device)
-    return torch.empty_strided((groups, mn, cols), (cols * tma_mn, 1, tma_mn), dtype=dtype, device=device)
+    if mn == 0 or cols == 0 or groups == 0:
+        # Nothing to store; keep the documented strides, which torch does not derive for empty buffers.
+        shape, strides = ((mn, cols), (1, tma_mn)) if groups is None else ((groups, mn, cols), (cols * tma_mn, 1, tma_mn))
+        return torch.empty_strided(shape, strides, dtype=dtype, device=device)
+    buf = torch.empty((1 if groups is None else groups, cols, tma_mn), dtype=dtype, device=device)
+    out = buf.transpose(1, 2)[:, :mn, :]
+    return out[0] if groups is None else out
 
 
 def mn_major_tma_aligned(sf: torch.Tensor) -> torch.Tensor:

@@ -173,6 +173,10 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             const float* sfb0 = sfb + static_cast<unsigned long long>(tile.sfb_row) * num_k_blocks;
             const float* sfb1 = sfb + static_cast<unsigned long long>(min_of(tile.sfb_row + 1, num_sfb_rows - 1)) * num_k_blocks;
 
+            // NOTE: zeroing once per tile lets the promotion be a single FMA per element.
+#pragma unroll
+            for (unsigned int i = 0; i < Mma::kNumAccum; ++i)
+                accum[i] = 0.0f;
             for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
                 // NOTE: the SFB loads are issued before the barrier wait so their latency hides under it.
                 const float sb0 = __ldg(sfb0 + kb);
@@ -188,14 +192,9 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     else
                         ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
                 }
-                mma::promote_1d2d<BLOCK_N>(accum, partial, kb == tile.kb_begin, sa0, sa1, sb0, sb1, split_group);
+                mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
                 if (++stage == kNumStages)
                     stage = 0, phase ^= 1;
-            }
-            if (tile.kb_begin == tile.kb_end) {
-#pragma unroll
-                for (unsigned int i = 0; i < Mma::kNumAccum; ++i)
-                    accum[i] = 0.0f;
             }
 
             // Step: epilogue. Wait until this warpgroup's previous TMA store no longer reads the tile.

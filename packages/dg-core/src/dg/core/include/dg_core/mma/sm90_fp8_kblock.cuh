@@ -33,11 +33,12 @@ DG_DEVICE void kblock_mma(const void* smem_a, const void* smem_b, float* partial
     ptx::accum_fence_array<Mma::kNumAccum>(partial);
 }
 
-// accum (+)= partial * scale, where the scale of element j is
+// accum += partial * scale, where the scale of element j is
 //   (row half (j/2)%2 == 0 ? row_scale0 : row_scale1) * (column group j/4 < split_group ? col_scale0 : col_scale1)
 // `split_group` is the first 8-column group that takes the second column scale (>= BLOCK_N/8: none).
+// The caller zeroes `accum` at the start of a tile.
 template <unsigned int BLOCK_N>
-DG_DEVICE void promote_1d2d(float* accum, const float* partial, bool first, float row_scale0, float row_scale1,
+DG_DEVICE void promote_1d2d(float* accum, const float* partial, float row_scale0, float row_scale1,
                             float col_scale0, float col_scale1, unsigned int split_group) {
     const float s00 = row_scale0 * col_scale0, s10 = row_scale1 * col_scale0;
     const float s01 = row_scale0 * col_scale1, s11 = row_scale1 * col_scale1;
@@ -45,34 +46,25 @@ DG_DEVICE void promote_1d2d(float* accum, const float* partial, bool first, floa
     for (unsigned int g = 0; g < BLOCK_N / 8; ++g) {
         const bool second = g >= split_group;
         const float r0 = second ? s01 : s00, r1 = second ? s11 : s10;
-        if (first) {
-            accum[g * 4 + 0] = partial[g * 4 + 0] * r0;
-            accum[g * 4 + 1] = partial[g * 4 + 1] * r0;
-            accum[g * 4 + 2] = partial[g * 4 + 2] * r1;
-            accum[g * 4 + 3] = partial[g * 4 + 3] * r1;
-        } else {
-            accum[g * 4 + 0] = fmaf(partial[g * 4 + 0], r0, accum[g * 4 + 0]);
-            accum[g * 4 + 1] = fmaf(partial[g * 4 + 1], r0, accum[g * 4 + 1]);
-            accum[g * 4 + 2] = fmaf(partial[g * 4 + 2], r1, accum[g * 4 + 2]);
-            accum[g * 4 + 3] = fmaf(partial[g * 4 + 3], r1, accum[g * 4 + 3]);
-        }
+        accum[g * 4 + 0] = fmaf(partial[g * 4 + 0], r0, accum[g * 4 + 0]);
+        accum[g * 4 + 1] = fmaf(partial[g * 4 + 1], r0, accum[g * 4 + 1]);
+        accum[g * 4 + 2] = fmaf(partial[g * 4 + 2], r1, accum[g * 4 + 2]);
+        accum[g * 4 + 3] = fmaf(partial[g * 4 + 3], r1, accum[g * 4 + 3]);
     }
 }
 
 // 1D1D: the column scale is per output column; `col_scale` holds this thread's BLOCK_N/4 values, one per
 // (8-column group, column parity): col_scale[g*2 + p] for column g*8 + (lane%4)*2 + p.
 template <unsigned int BLOCK_N>
-DG_DEVICE void promote_1d1d(float* accum, const float* partial, bool first, float row_scale0, float row_scale1,
+DG_DEVICE void promote_1d1d(float* accum, const float* partial, float row_scale0, float row_scale1,
                             const float* col_scale) {
 #pragma unroll
     for (unsigned int g = 0; g < BLOCK_N / 8; ++g) {
 #pragma unroll
         for (unsigned int p = 0; p < 2; ++p) {
             const float c = col_scale[g * 2 + p];
-            const float v0 = partial[g * 4 + p] * (row_scale0 * c);
-            const float v1 = partial[g * 4 + 2 + p] * (row_scale1 * c);
-            accum[g * 4 + p] = first ? v0 : accum[g * 4 + p] + v0;
-            accum[g * 4 + 2 + p] = first ? v1 : accum[g * 4 + 2 + p] + v1;
+            accum[g * 4 + p] = fmaf(partial[g * 4 + p], row_scale0 * c, accum[g * 4 + p]);
+            accum[g * 4 + 2 + p] = fmaf(partial[g * 4 + 2 + p], row_scale1 * c, accum[g * 4 + 2 + p]);
         }
     }
 }

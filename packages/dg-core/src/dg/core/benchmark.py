@@ -1,0 +1,130 @@
+"""Benchmark harness: cold-L2 median timing with CUDA events, the card's copy bandwidth, JSON + Markdown output.
+
+Benchmarks are not tests. Routines live in the repository's ``benchmarks/routines/`` folder, one module per op
+family, each with ``run(ctx) -> list[dict]``; ``python -m dg bench`` (or ``nox -s sm90``) runs them all and writes
+``benchmarks/results/<card>/<routine>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+import json
+import platform
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Context", "run_routines", "to_markdown"]
+
+
+class Context:
+    """What a routine gets: the device, a cold-L2 timer, the card's measured copy bandwidth, peer anchors."""
+
+    def __init__(self, anchors: dict[str, Any] | None = None, reps: int = 50, warmup: int = 10) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("benchmarks need a CUDA GPU; none is visible")
+        self.torch = torch
+        self.device = torch.device("cuda")
+        props = torch.cuda.get_device_properties(self.device)
+        self.card = props.name
+        self.sm_count = props.multi_processor_count
+        self.l2_bytes = getattr(props, "L2_cache_size", 50 * 2**20)
+        self.reps = reps
+        self.warmup = warmup
+        self.anchors = anchors or {}
+        # NOTE: twice the L2 size is rewritten before every timed call, so no operand is served from L2.
+        self._flush = torch.empty(max(2 * self.l2_bytes, 256 * 2**20) // 4, dtype=torch.int32, device=self.device)
+        self.copy_bandwidth_gbs = self._copy_bandwidth()
+
+    def bench(self, fn: Callable[[], Any], reps: int | None = None, warmup: int | None = None) -> float:
+        """Median time of ``fn()`` in microseconds over `reps` calls, each after an L2 flush."""
+        torch = self.torch
+        reps = reps or self.reps
+        for _ in range(warmup if warmup is not None else self.warmup):
+            fn()
+        starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        for i in range(reps):
+            self._flush.zero_()
+            starts[i].record()
+            fn()
+            ends[i].record()
+        torch.cuda.synchronize()
+        return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends)) * 1e3
+
+    def _copy_bandwidth(self) -> float:
+        torch = self.torch
+        n = 2**30 // 4  # 1 GiB read + 1 GiB written
+        src = torch.empty(n, dtype=torch.float32, device=self.device).normal_()
+        dst = torch.empty_like(src)
+        us = self.bench(lambda: dst.copy_(src), reps=20, warmup=3)
+        del src, dst
+        return 2 * n * 4 / (us * 1e-6) / 1e9
+
+
+def to_markdown(title: str, card: str, rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return f"## {title}\n\nCard: {card}\n\n(no rows)\n"
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3g}"
+        return "" if v is None else str(v)
+
+    lines = [f"## {title}", "", f"Card: {card}", "", "| " + " | ".join(cols) + " |",
+             "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _slug(name: str) -> str:
+    return "".join(c.lower() if c.isalnum() else "-" for c in name).strip("-")
+
+
+def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = None,
+                 anchors_file: Path | None = None) -> int:
+    """Runs every routine of `routines_dir` (or those named in `only`); returns the number that failed."""
+    anchors = json.loads(anchors_file.read_text()) if anchors_file and anchors_file.exists() else {}
+    ctx = Context(anchors)
+    card_dir = out_dir / _slug(ctx.card)
+    card_dir.mkdir(parents=True, exist_ok=True)
+    print(f"card: {ctx.card} ({ctx.sm_count} SMs), copy bandwidth {ctx.copy_bandwidth_gbs:.0f} GB/s")
+    failed = 0
+    for path in sorted(routines_dir.glob("*.py")):
+        name = path.stem
+        if name.startswith("_") or (only and name not in only):
+            continue
+        spec = importlib.util.spec_from_file_location(f"dg_bench_{name}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+            rows = module.run(ctx)
+        except Exception as e:  # a failing routine must not hide the others' results
+            print(f"routine {name} failed: {type(e).__name__}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        meta = {
+            "routine": name,
+            "card": ctx.card,
+            "sm_count": ctx.sm_count,
+            "copy_bandwidth_gbs": ctx.copy_bandwidth_gbs,
+            "torch": ctx.torch.__version__,
+            "cuda": ctx.torch.version.cuda,
+            "python": platform.python_version(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "method": "median of CUDA-event times, L2 flushed before every call",
+        }
+        (card_dir / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        title = getattr(module, "TITLE", name)
+        md = to_markdown(title, ctx.card, rows)
+        md += f"\nCopy bandwidth in the same run: {ctx.copy_bandwidth_gbs:.0f} GB/s. {meta['method']}.\n"
+        (card_dir / f"{name}.md").write_text(md)
+        print(md)
+    return failed
