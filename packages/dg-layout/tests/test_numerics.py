@@ -2,10 +2,9 @@
 
 import math
 
+import dg.layout as L
 import pytest
 import torch
-
-import dg.layout as L
 from dg.layout import reference
 
 

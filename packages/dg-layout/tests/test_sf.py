@@ -2,10 +2,9 @@
 
 import random
 
+import dg.layout as L
 import pytest
 import torch
-
-import dg.layout as L
 
 
 def pow2_sf(shape, seed=0):

@@ -33,14 +33,15 @@ struct Sm90Fp8Config {
     int chunk_n = 64;      // output columns per TMA store box (BF16: 8..64, FP32: 4..32)
     int group_m = 16;      // M blocks per raster band of the scheduler
     int num_ctas = 1;      // persistent grid size
+    int num_splits = 1;    // K splits per output tile (split-K with an in-kernel fix-up)
     int smem_bytes = 0;    // dynamic shared memory to request
     int threads = 384;
 
     std::string describe() const {
         char buf[200];
         std::snprintf(buf, sizeof(buf),
-                      "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d smem=%d threads=%d",
-                      block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, smem_bytes, threads);
+                      "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d splits=%d smem=%d threads=%d",
+                      block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, num_splits, smem_bytes, threads);
         return buf;
     }
 };
@@ -57,7 +58,7 @@ inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int s
     int stage = block_m * kBlockK + block_n * kBlockK + block_m * 4;
     if (kind == Sm90Fp8Kind::k1D1D) stage += block_n * 4;
     const int bars = (d_bytes + stages * stage + 7) / 8 * 8 + stages * 16;
-    return bars + 1024;
+    return bars + 16 + 1024;  // + split-K flags + alignment slack
 }
 
 // A tile may cover at most two 128-wide SFB blocks (1D2D): BLOCK_N <= 128 + gcd(BLOCK_N, 128).

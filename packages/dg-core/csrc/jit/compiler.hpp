@@ -53,10 +53,21 @@ inline std::vector<std::string> all_include_dirs(const std::vector<std::string>&
     return out;
 }
 
-inline std::string stat_identity(const std::string& path) {
+// Size of a toolkit binary: with the toolkit's CUDA_VERSION it identifies a release without running it (spawning
+// `nvcc --version` would cost tens of milliseconds on every cache lookup). Paths and mtimes are left out on purpose,
+// so a cache filled on a build box serves a GPU node with the same toolkit.
+inline std::string size_identity(const std::string& path) {
     struct stat st{};
-    if (::stat(path.c_str(), &st) != 0) return path + ":missing";
-    return fmt::format("{}:{}:{}", path, static_cast<long long>(st.st_size), static_cast<long long>(st.st_mtime));
+    if (::stat(path.c_str(), &st) != 0) return "missing";
+    return std::to_string(static_cast<long long>(st.st_size));
+}
+
+inline std::string toolkit_version(const std::string& cuda_include) {
+    std::string text;
+    if (!read_file(cuda_include + "/cuda.h", text)) return "unknown";
+    const size_t pos = text.find("#define CUDA_VERSION ");
+    if (pos == std::string::npos) return "unknown";
+    return text.substr(pos + 21, text.find('\n', pos) - pos - 21);
 }
 
 class Compiler {
@@ -88,8 +99,8 @@ public:
                 "at nvcc (or set DG_JIT_USE_NVRTC=1)",
                 nvcc_));
         const std::string bin = nvcc_.substr(0, nvcc_.rfind('/'));
-        identity_ = "nvcc|" + stat_identity(nvcc_) + "|" + stat_identity(bin + "/ptxas") + "|" +
-                    stat_identity(bin + "/cicc") + "|" + stat_identity(bin + "/../nvvm/bin/cicc");
+        identity_ = "nvcc|" + toolkit_version(bin + "/../include") + "|" + size_identity(nvcc_) + "|" +
+                    size_identity(bin + "/ptxas") + "|" + size_identity(bin + "/../nvvm/bin/cicc");
     }
 
     std::string identity() const override { return identity_; }

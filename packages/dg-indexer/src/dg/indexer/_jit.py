@@ -24,8 +24,9 @@ import torch
 NUM_THREADS = 384
 # Keys per tile (one wgmma M of 64 rows) and per block of the paged cache.
 BLOCK_KV = 64
-# Query rows (query x head) per non-paged tile: the N of the wgmma summed over the queries of a block.
-Q_ROWS = 128
+# Query rows (query x head) of a non-paged query group: the N of its wgmma (128 or 256). NOTE: 256 reads each key
+# tile from shared memory once for twice the work, at 128 accumulator registers per math thread.
+Q_ROWS = 256
 NUM_STAGES = 8
 METADATA_THREADS = 512
 # Bytes of mbarriers the kernels reserve: 2 per stage, 4 for the two query slots, rounded up.
@@ -58,7 +59,7 @@ def mqa_logits_spec(heads: int, head_dim: int) -> KernelSpec:
     return KernelSpec(
         name="sm90_fp8_mqa_logits",
         include="dg_indexer/impls/sm90_fp8_mqa_logits.cuh",
-        kernel=f"dg::indexer::sm90_fp8_mqa_logits_impl<{heads}, {head_dim}, {NUM_STAGES}>",
+        kernel=f"dg::indexer::sm90_fp8_mqa_logits_impl<{heads}, {head_dim}, {Q_ROWS}, {NUM_STAGES}>",
         # q map, k map, weights map, k_scale, ks, ke, out, seq_len, seq_len_kv, out row stride, clean
         signature=("tmap", "tmap", "tmap", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u64", "u32"),
     )
@@ -112,9 +113,18 @@ def kernel_for(spec: KernelSpec, arch: str | None = None):
 def tensor_map(t: torch.Tensor, dims: tuple[int, ...], strides_bytes: tuple[int, ...], box: tuple[int, ...],
                swizzle: int):
     """A TMA descriptor over ``t`` (dims and box innermost first, byte strides of dims 1..)."""
+    return _tensor_map_cached(t.data_ptr(), str(t.dtype).removeprefix("torch."), tuple(dims), tuple(strides_bytes),
+                              tuple(box), swizzle)
+
+
+# NOTE: a descriptor is a pure function of these values (address, type, extents, box, swizzle), so memoising it is
+# always correct, also after the memory is freed and reused; it takes the driver call off the decode hot path.
+@functools.lru_cache(maxsize=512)
+def _tensor_map_cached(ptr: int, dtype: str, dims: tuple[int, ...], strides_bytes: tuple[int, ...],
+                       box: tuple[int, ...], swizzle: int):
     from dg.core import jit
 
-    return jit.make_tensor_map(t, t.dtype, list(dims), list(strides_bytes), list(box), swizzle=swizzle)
+    return jit.make_tensor_map(ptr, dtype, list(dims), list(strides_bytes), list(box), swizzle=swizzle)
 
 
 def num_sms(device: torch.device) -> int:

@@ -12,6 +12,11 @@ def _align(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
+def _empty_logits(rows: int, cols: int, device: torch.device) -> torch.Tensor:
+    # NOTE: one allocation point, so that tests can hand out NaN-poisoned buffers.
+    return torch.empty(rows, cols, dtype=torch.float32, device=device)
+
+
 def fp8_mqa_logits(
     q: torch.Tensor,
     kv: tuple[torch.Tensor, torch.Tensor],
@@ -97,7 +102,7 @@ def fp8_mqa_logits(
     if chk.checked_mode():
         chk.check_ranges_values(ks, ke, seq_len_kv)
 
-    buffer = torch.empty(_align(seq_len, 4), _align(seq_len_kv + 256, 4), dtype=torch.float32, device=device)
+    buffer = _empty_logits(_align(seq_len, 4), _align(seq_len_kv + 256, 4), device)
     out = buffer[:seq_len, :seq_len_kv]
     if device.type == "cpu":
         out.copy_(reference.mqa_logits(q, k, k_scale, weights, ks, ke, clean_logits=clean_logits))

@@ -14,6 +14,11 @@ def _align(x: int, a: int) -> int:
     return (x + a - 1) // a * a
 
 
+def _empty_logits(rows: int, cols: int, device: torch.device) -> torch.Tensor:
+    # NOTE: one allocation point, so that tests can hand out NaN-poisoned buffers.
+    return torch.empty(rows, cols, dtype=torch.float32, device=device)
+
+
 def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num_sms: int) -> torch.Tensor:
     """Split the paged work of one decode step evenly across ``num_sms`` persistent CTAs.
 
@@ -169,7 +174,7 @@ def fp8_paged_mqa_logits(
                              f"{schedule_meta.shape[0] - 1}) for these context_lens [DG_INDEXER_CHECKED]")
 
     rows = batch * next_n
-    buffer = torch.empty(rows, _align(max_context_len, 256), dtype=torch.float32, device=device)
+    buffer = _empty_logits(rows, _align(max_context_len, 256), device)
     out = buffer[:, :max_context_len]
     if device.type == "cpu":
         out.copy_(reference.paged_mqa_logits(q, kv_cache, weights, context_lens, block_table, max_context_len,

@@ -153,7 +153,8 @@ def paged_mqa_logits(
         compute_dtype: dtype of the arithmetic and of the result.
 
     Returns:
-        ``[B * next_n, max_context_len]`` logits; a block id outside ``[0, num_blocks)`` gives NaN for its tokens.
+        ``[B * next_n, max_context_len]`` logits. Bad values give NaN, never a plausible number: a block id outside
+        ``[0, num_blocks)`` for its tokens, and positions ``j <= last`` beyond ``64 * block_table.shape[1]``.
     """
     batch, next_n, heads, dim = q.shape
     values, scales = unpack_paged_kv_cache(kv_cache)
@@ -163,6 +164,11 @@ def paged_mqa_logits(
     ctx = [int(x) for x in context_lens.tolist()]
     for b in range(batch):
         length = min(max(ctx[b], 0), max_context_len, block_table.shape[1] * PAGED_BLOCK_KV)
+        for r in range(next_n):
+            # Positions the row should score but that lie past what the table or the output can hold: NaN.
+            end = min(ctx[b] - next_n + r + 1, max_context_len)
+            if end > length:
+                out[b * next_n + r, length:end] = float("nan")
         if length <= 0:
             continue
         n_blk = (length + PAGED_BLOCK_KV - 1) // PAGED_BLOCK_KV

@@ -8,6 +8,7 @@ Everything the FP8 GEMMs of :mod:`dg.core` need on the input side: quantise acti
 :mod:`dg.layout.reference`, with identical results.
 """
 
+from ._kernels import precompile
 from .cast import (
     per_block_cast_to_fp8,
     per_channel_cast_to_fp8,
@@ -41,5 +42,6 @@ __all__ = [
     "per_channel_cast_to_fp8",
     "per_custom_dims_cast_to_fp8",
     "per_token_cast_to_fp8",
+    "precompile",
     "transform_sf_into_required_layout",
 ]

@@ -70,7 +70,7 @@ def compile_kernel(stem: str, template_arg: str | None = None, arch: str | None 
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _kernel_for(stem: str, template_arg: str | None, capability: tuple[int, int]):
     # NOTE: keyed on the device's capability so a process with two GPU models gets one build per arch;
     # the compile itself targets the current device, which the launchers set to the tensor's device.
@@ -82,7 +82,7 @@ def _kernel(stem: str, device: torch.device, template_arg: str | None = None):
     return _kernel_for(stem, template_arg, torch.cuda.get_device_capability(device))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sm_count(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
@@ -177,3 +177,20 @@ def pack_ue8m0_k_grouped(sf: torch.Tensor, out: torch.Tensor, ks_tensor: torch.T
             grid=grid, block=(_PACK_THREADS, 1, 1),
             args=(sf, out, ks_tensor, groups, mn, rows_in, out.shape[0], int(vec_ok)),
         )
+
+
+def all_instantiations() -> list[tuple[str, str | None]]:
+    """Every (stem, template argument) pair dg.layout launches."""
+    pairs: list[tuple[str, str | None]] = []
+    for stem, targs in TEMPLATE_ARGS.items():
+        pairs += [(stem, t) for t in targs] if targs else [(stem, None)]
+    return pairs
+
+
+def precompile(arch: str) -> str:
+    """Compile every dg.layout kernel for ``arch`` (e.g. "sm_90a") into the JIT cache; works without a GPU."""
+    names = []
+    for stem, targ in all_instantiations():
+        compile_kernel(stem, targ, arch=arch)
+        names.append(instantiation(stem, targ))
+    return f"dg.layout: {len(names)} kernels for {arch}"

@@ -122,8 +122,9 @@ def empty_mn_major(groups: int | None, mn: int, cols: int, dtype: torch.dtype, d
     tma_mn = _ceil_div(mn, 4) * 4
     if mn == 0 or cols == 0 or groups == 0:
         # Nothing to store; keep the documented strides, which torch does not derive for empty buffers.
-        shape, strides = ((mn, cols), (1, tma_mn)) if groups is None else ((groups, mn, cols), (cols * tma_mn, 1, tma_mn))
-        return torch.empty_strided(shape, strides, dtype=dtype, device=device)
+        if groups is None:
+            return torch.empty_strided((mn, cols), (1, tma_mn), dtype=dtype, device=device)
+        return torch.empty_strided((groups, mn, cols), (cols * tma_mn, 1, tma_mn), dtype=dtype, device=device)
     buf = torch.empty((1 if groups is None else groups, cols, tma_mn), dtype=dtype, device=device)
     out = buf.transpose(1, 2)[:, :mn, :]
     return out[0] if groups is None else out

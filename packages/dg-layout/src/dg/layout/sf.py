@@ -247,6 +247,7 @@ def transform_sf_into_required_layout(
         4. FP32, gran (128, 128), SM100: each block row broadcast to its 128 rows, then packed as in rule 2
            (one kernel pass).
         5. INT32, gran (1, 128), SM100: ``sf`` itself, which must already be packed MN-major TMA-aligned.
+
         Anything else raises ``ValueError``.
 
     Example::

@@ -23,13 +23,18 @@
 //             fence.proxy.async; the elected thread waits for the previous store to finish reading the
 //             tile before the warpgroup overwrites it.
 //
+// Split-K (num_splits > 1, small M): work units are (tile, K range); each split stores its FP32 partial
+// to `workspace` [tiles][splits][math warpgroups][64 x BLOCK_N], fences, and increments
+// counters[tile][warpgroup]; the last arrival sums the other partials into its registers, resets the
+// counter to 0 (so the zeroed counters stay valid for the next launch / graph replay) and stores D.
+//
 // Cluster (kClusterM == 2): two CTAs on neighbouring M blocks of the same N block; each loads half of the
 // B tile and multicasts it to both. The scheduler guarantees both CTAs see the same N block sequence.
 //
 // Shared memory (dynamic, 1024-byte aligned):
 //   [D tile: BLOCK_M x BLOCK_N BF16, chunked by kChunkN columns, swizzled]
 //   [A stages: kNumStages x BLOCK_M x 128 B][B stages: kNumStages x BLOCK_N x 128 B]
-//   [SFA stages: kNumStages x BLOCK_M FP32][full barriers][empty barriers]
+//   [SFA stages: kNumStages x BLOCK_M FP32][full barriers][empty barriers][split-K flags: 4 words]
 //
 // Constraints (static_asserts below; the host's can_implement checks the runtime ones): BLOCK_M 64 or
 // 128; BLOCK_N a multiple of 8 in [8, 256] whose tiles touch at most two 128-column SFB blocks; K % 16
@@ -67,7 +72,8 @@ struct Sm90Fp8Gemm1d2dConfig {
     static constexpr unsigned int kOffB = kOffA + kNumStages * kTileABytes;
     static constexpr unsigned int kOffSfa = kOffB + kNumStages * kTileBBytes;
     static constexpr unsigned int kOffBar = align_up(kOffSfa + kNumStages * kSfaBytes, 8u);
-    static constexpr unsigned int kSmemBytes = kOffBar + kNumStages * 2 * 8 + 1024;  // + runtime alignment slack
+    static constexpr unsigned int kOffFlags = kOffBar + kNumStages * 2 * 8;  // one word per math warpgroup
+    static constexpr unsigned int kSmemBytes = kOffFlags + 16 + 1024;       // + runtime alignment slack
 
     static constexpr unsigned int gcd128(unsigned int x) { return x % 128 == 0 ? 128 : (x % 64 == 0 ? 64 : (x % 32 == 0 ? 32 : (x % 16 == 0 ? 16 : 8))); }
 
@@ -85,7 +91,9 @@ template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, u
           unsigned int kChunkN, typename Scheduler>
 DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap& tmap_b, const TensorMap& tmap_sfa,
                                        const TensorMap& tmap_d, const float* __restrict__ sfb, unsigned int n,
-                                       unsigned int k, epilogue::HeadSplit heads, Scheduler scheduler) {
+                                       unsigned int k, epilogue::HeadSplit heads, unsigned int num_splits,
+                                       float* __restrict__ workspace, unsigned int* __restrict__ counters,
+                                       Scheduler scheduler) {
     using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>;
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
 
@@ -197,6 +205,49 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     stage = 0, phase ^= 1;
             }
 
+            // Step: split-K fix-up. Every split stores its FP32 partial tile to the workspace, then counts
+            // itself in; the last split of the tile to arrive adds the others' partials and runs the epilogue
+            // (no CTA ever waits on another, so splits need not be co-resident), and re-arms the counter.
+            if (num_splits > 1) {
+                const unsigned int tid = warp_in_wg * 32 + lane;
+                constexpr unsigned int kSlot = 64 * BLOCK_N;
+                auto slot = [&](unsigned int split) {
+                    return workspace + ((static_cast<unsigned long long>(tile.tile_id) * num_splits + split) *
+                                            Cfg::kNumMathWG + wg) * kSlot;
+                };
+                // NOTE: element (q*128 + tid)*4 .. +3 holds accum[4q .. 4q+3] of thread tid: each warp-wide
+                // float4 access covers 512 contiguous bytes.
+                float4* mine = reinterpret_cast<float4*>(slot(tile.split));
+#pragma unroll
+                for (unsigned int q = 0; q < Mma::kNumAccum / 4; ++q)
+                    __stcg(mine + q * 128 + tid, make_float4(accum[4 * q], accum[4 * q + 1], accum[4 * q + 2], accum[4 * q + 3]));
+                __threadfence();
+                ptx::named_barrier_sync(1 + wg, 128);
+                unsigned int* flag = reinterpret_cast<unsigned int*>(smem + Cfg::kOffFlags) + wg;
+                if (tid == 0) {
+                    unsigned int* counter = counters + tile.tile_id * Cfg::kNumMathWG + wg;
+                    const unsigned int arrived = atomicAdd(counter, 1u);
+                    const bool last = arrived == num_splits - 1;
+                    if (last)
+                        atomicExch(counter, 0u);
+                    *flag = last ? 1u : 0u;
+                }
+                ptx::named_barrier_sync(1 + wg, 128);
+                if (*flag == 0)
+                    continue;
+                __threadfence();
+                for (unsigned int other = 0; other < num_splits; ++other) {
+                    if (other == tile.split)
+                        continue;
+                    const float4* theirs = reinterpret_cast<const float4*>(slot(other));
+#pragma unroll
+                    for (unsigned int q = 0; q < Mma::kNumAccum / 4; ++q) {
+                        const float4 v = __ldcg(theirs + q * 128 + tid);
+                        accum[4 * q] += v.x, accum[4 * q + 1] += v.y, accum[4 * q + 2] += v.z, accum[4 * q + 3] += v.w;
+                    }
+                }
+            }
+
             // Step: epilogue. Wait until this warpgroup's previous TMA store no longer reads the tile.
             const bool store_thread = warp_in_wg == 0 && lane == 0;
             if (store_thread)
@@ -215,8 +266,10 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 
     // NOTE: neither CTA of a cluster may exit while its peer can still multicast into its shared memory
     // or arrive on its barriers.
-    if constexpr (kClusterM > 1)
+    if constexpr (kClusterM > 1) {
+        __syncwarp();
         ptx::cluster_sync();
+    }
 }
 
 // The dense kernel: one persistent CTA per SM (or fewer), `kGroupM` M blocks per raster band.
@@ -226,12 +279,13 @@ __global__ void __launch_bounds__(Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumSt
     sm90_fp8_gemm_1d2d_impl(const __grid_constant__ TensorMap tmap_a, const __grid_constant__ TensorMap tmap_b,
                             const __grid_constant__ TensorMap tmap_sfa, const __grid_constant__ TensorMap tmap_d,
                             const float* __restrict__ sfb, unsigned int m, unsigned int n, unsigned int k,
-                            unsigned int head_left, unsigned int head_mid, unsigned int head_right) {
+                            unsigned int head_left, unsigned int head_mid, unsigned int head_right,
+                            unsigned int num_splits, float* __restrict__ workspace, unsigned int* __restrict__ counters) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
     using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM>;
     sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, Sched>(
-        tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right},
-        Sched(m, n, k, 1));
+        tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right}, num_splits,
+        workspace, counters, Sched(m, n, k, num_splits));
 #endif
 }
 

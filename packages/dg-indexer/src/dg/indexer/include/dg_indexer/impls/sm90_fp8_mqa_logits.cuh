@@ -6,7 +6,8 @@
 // with row pitch `out_stride` elements. With `clean` set, every other position of the S x S_kv output is -inf,
 // written by the same CTA (no separate pass, no extra read of the output).
 //
-// Work: a query group is kNumQ = 128 / H consecutive queries (128 Q rows). Persistent CTAs take groups
+// Work: a query group is kNumQ = kQRows / H consecutive queries (kQRows = 128 or 256 Q rows, one wgmma N).
+// Persistent CTAs take groups
 // blockIdx.x, blockIdx.x + gridDim.x, ...; a group walks the union of its queries' key ranges in tiles of 64
 // keys; tile t of the CTA's sequence goes to math warpgroup t % 2 (roles, pipelines and the shared memory map in
 // sm90_mqa_logits_common.cuh). Q rows and weights of a group are double buffered, keys use kNumStages stages.
@@ -53,7 +54,7 @@ struct GroupRange {
     }
 };
 
-template <unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages>
+template <unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kQRows, unsigned int kNumStages>
 __global__ void __launch_bounds__(kNumThreads, 1)
     sm90_fp8_mqa_logits_impl(const __grid_constant__ TensorMap q_map, const __grid_constant__ TensorMap k_map,
                              const __grid_constant__ TensorMap w_map, const float* __restrict__ k_scale,
@@ -61,9 +62,9 @@ __global__ void __launch_bounds__(kNumThreads, 1)
                              unsigned int seq_len, unsigned int seq_len_kv, unsigned long long out_stride,
                              unsigned int clean) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
-    constexpr unsigned int kNumQ = 128 / kNumHeads;
+    static_assert(kQRows % kNumHeads == 0 && (kQRows == 128 || kQRows == 256), "a query group is 128 or 256 Q rows");
+    constexpr unsigned int kNumQ = kQRows / kNumHeads;
     using Layout = MqaLayout<kNumQ, kNumHeads, kHeadDim, kNumStages>;
-    static_assert(Layout::kQRows == 128, "a prefill query group is 128 Q rows");
 
     extern __shared__ __align__(1024) unsigned char smem[];
     // NOTE: the swizzled tiles need a 1024-byte aligned base and the host must have provided the whole map.
@@ -113,7 +114,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     const unsigned int math_tid = threadIdx.x - kMathWarpgroup0 * 128;  // 0 .. 255 over both warpgroups
     const unsigned int row0 = accum_row0();
     const float ninf = neg_inf();
-    float acc[kNumQ][kNumHeads / 2];
+    float acc[Layout::kQRows / 2];
     float sums[kNumQ][2];
 
     unsigned int tile = 0, iter = 0;
@@ -134,7 +135,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
             const float scale0 = key0 < seq_len_kv ? __ldg(k_scale + key0) : 0.0f;
             const float scale1 = key0 + 8 < seq_len_kv ? __ldg(k_scale + key0 + 8) : 0.0f;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
-            tile_mma<kNumQ, kNumHeads, kHeadDim>(smem + Layout::kKOffset + stage * Layout::kKStageBytes, q_rows, acc);
+            tile_mma<Layout::kQRows, kHeadDim>(smem + Layout::kKOffset + stage * Layout::kKStageBytes, q_rows, acc);
             ptx::mbarrier_arrive(bars.k_empty + stage);
 
             relu_weighted_head_sum<kNumQ, kNumHeads>(acc, w_slot, sums);

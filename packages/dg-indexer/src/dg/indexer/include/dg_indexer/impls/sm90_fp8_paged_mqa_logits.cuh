@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     const unsigned int math_tid = threadIdx.x - kMathWarpgroup0 * 128;  // 0 .. 255 over both warpgroups
     const unsigned int row0 = accum_row0();
     const float ninf = neg_inf(), nan = quiet_nan();
-    float acc[kNextN][kNumHeads / 2];
+    float acc[Layout::kQRows / 2];
     float sums[kNextN][2];
 
     PagedWalker walker(schedule_meta, batch);
@@ -195,7 +195,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
             const float scale0 = id_ok ? __ldg(scales + row0) : nan;
             const float scale1 = id_ok ? __ldg(scales + row0 + 8) : nan;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
-            tile_mma<kNextN, kNumHeads, kHeadDim>(smem + Layout::kKOffset + stage * Layout::kKStageBytes, q_rows, acc);
+            tile_mma<Layout::kQRows, kHeadDim>(smem + Layout::kKOffset + stage * Layout::kKStageBytes, q_rows, acc);
             ptx::mbarrier_arrive(bars.k_empty + stage);
 
             relu_weighted_head_sum<kNextN, kNumHeads>(acc, w_slot, sums);

@@ -2,12 +2,13 @@
 // memory map, the warp roles, the per-tile FP8 wgmma and the ReLU-weighted head sum.
 //
 // Tile math (one math warpgroup, one tile of 64 keys):
-//     S[key, h]  = sum_d K[key, d] * Q[q, h, d]        wgmma m64nHk32, A = key tile (64 x D), B = Q rows (H x D),
+//     S[key, q*H + h] = sum_d K[key, d] * Q[q, h, d]    one wgmma m64nNk32 chain, N = kQRows = kNumQ * H,
+//                                                        A = key tile (64 x D), B = the group's Q rows (N x D),
 //                                                        both FP8 e4m3, K-major, swizzled by D bytes, FP32 accum
-//     out[q, key] = k_scale[key] * sum_h w[q, h] * max(0, S[key, h])
-// One wgmma chain per query of the group (kNumQ of them: 128/H queries for the prefill kernel, next_n for
-// decode); the head sum is a per-thread sum over the thread's accumulator columns followed by two xor
-// shuffles inside each quad of lanes (the four lanes that share an accumulator row).
+//     out[q, key] = k_scale[key] * sum_h w[q, h] * max(0, S[key, q*H + h])
+// kNumQ queries share the chain (256/H for the prefill kernel, next_n for decode); the head sum is a per-thread
+// sum over the thread's accumulator columns of that query followed by two xor shuffles inside each quad of
+// lanes (the four lanes that share an accumulator row).
 //
 // Warp roles (384 threads):
 //     warpgroup 0  kTmaWarpgroup     one elected thread issues every TMA load; 40 registers per thread
@@ -70,7 +71,7 @@ struct MqaLayout {
     static_assert(kQRows <= 256, "a query group is loaded as one TMA box of at most 256 rows");
     static_assert(kQSlotBytes % 1024 == 0 && kKStageBytes % 1024 == 0,
                   "swizzled tiles must stay 1024-byte aligned (descriptor K advance relies on it)");
-    static_assert((kNumHeads * kHeadDim) % 1024 == 0, "each query's Q rows must start 1024-byte aligned");
+    static_assert(kQRows % 8 == 0 && kQRows <= 256, "wgmma N must be a multiple of 8 up to 256");
     static_assert(kWSlotBytes % 128 == 0, "weight slots must keep the barriers 8-byte and TMA 16-byte aligned");
     static_assert(kSmemBytes <= 227 * 1024, "shared memory budget of an SM90 CTA (227 KiB) exceeded");
     static_assert(kNumStages >= 2 && kNumStages <= 32, "between 2 and 32 key stages");
@@ -131,54 +132,48 @@ DG_DEVICE unsigned int accum_row0() {
     return (t / 32) * 16 + (t % 32) / 4;
 }
 
-// S = K_tile * Q_rows^T for every query of the group; waits for the tensor cores before returning, so the key
-// stage may be released right after.
-template <unsigned int kNumQ, unsigned int kNumHeads, unsigned int kHeadDim>
-DG_DEVICE void tile_mma(const unsigned char* k_tile, const unsigned char* q_rows,
-                        float (&acc)[kNumQ][kNumHeads / 2]) {
-    using Mma = ptx::WgmmaFp8<kNumHeads>;
-    static_assert(Mma::kNumAccum == kNumHeads / 2, "accumulator count of m64nHk32");
+// S = K_tile * Q_rows^T for all kQRows rows of the query group in one wgmma chain (N = kQRows: the key tile is
+// read from shared memory once per K step for every query of the group). Waits for the tensor cores before
+// returning, so the key stage may be released right after.
+template <unsigned int kQRows, unsigned int kHeadDim>
+DG_DEVICE void tile_mma(const unsigned char* k_tile, const unsigned char* q_rows, float (&acc)[kQRows / 2]) {
+    using Mma = ptx::WgmmaFp8<kQRows>;
+    static_assert(Mma::kNumAccum == kQRows / 2, "accumulator count of m64nNk32");
     constexpr ptx::SmemSwizzle kSwizzle = swizzle_for<kHeadDim>();
     // NOTE: 8 rows of kHeadDim bytes form one swizzle atom; the stride byte offset jumps between atoms.
     const unsigned long long desc_k = ptx::make_smem_desc_kmajor(k_tile, 8 * kHeadDim, kSwizzle);
-#pragma unroll
-    for (unsigned int q = 0; q < kNumQ; ++q)
-        ptx::accum_fence_array<kNumHeads / 2>(acc[q]);
+    const unsigned long long desc_q = ptx::make_smem_desc_kmajor(q_rows, 8 * kHeadDim, kSwizzle);
+    ptx::accum_fence_array<kQRows / 2>(acc);
     ptx::wgmma_fence();
 #pragma unroll
-    for (unsigned int kk = 0; kk < kHeadDim / kWgmmaK; ++kk) {
-#pragma unroll
-        for (unsigned int q = 0; q < kNumQ; ++q) {
-            const unsigned long long desc_q =
-                ptx::make_smem_desc_kmajor(q_rows + q * kNumHeads * kHeadDim, 8 * kHeadDim, kSwizzle);
-            Mma::mma(ptx::smem_desc_advance(desc_k, kk * kWgmmaK), ptx::smem_desc_advance(desc_q, kk * kWgmmaK),
-                     acc[q], kk > 0);
-        }
-    }
+    for (unsigned int kk = 0; kk < kHeadDim / kWgmmaK; ++kk)
+        Mma::mma(ptx::smem_desc_advance(desc_k, kk * kWgmmaK), ptx::smem_desc_advance(desc_q, kk * kWgmmaK), acc,
+                 kk > 0);
     ptx::wgmma_commit_group();
     ptx::wgmma_wait_group<0>();
-#pragma unroll
-    for (unsigned int q = 0; q < kNumQ; ++q)
-        ptx::accum_fence_array<kNumHeads / 2>(acc[q]);
+    ptx::accum_fence_array<kQRows / 2>(acc);
 }
 
-// sums[q][half] = sum_h w[q, h] * max(0, S[row0 + 8 * half, h]), identical in the four lanes of a quad.
-// Weights are read from shared memory as float2 pairs: the four distinct addresses of a warp hit four banks.
+// sums[q][half] = sum_h w[q, h] * max(0, S[row0 + 8 * half, q * H + h]), identical in the four lanes of a quad.
+// Column n of the accumulator is Q row n = q * H + h, and the weight slot is [kNumQ][H] row-major, so the weight
+// of column n is w_slot[n]. Weights are read as float2 pairs: the four distinct addresses of a warp hit four
+// banks.
 template <unsigned int kNumQ, unsigned int kNumHeads>
-DG_DEVICE void relu_weighted_head_sum(const float (&acc)[kNumQ][kNumHeads / 2], const float* w_slot,
+DG_DEVICE void relu_weighted_head_sum(const float (&acc)[kNumQ * kNumHeads / 2], const float* w_slot,
                                       float (&sums)[kNumQ][2]) {
     const unsigned int col = 2 * (threadIdx.x % 4);
+    constexpr unsigned int kGroupsPerQuery = kNumHeads / 8;  // 8-column accumulator groups per query
 #pragma unroll
     for (unsigned int q = 0; q < kNumQ; ++q) {
         float s0 = 0.0f, s1 = 0.0f;
-        const float* w = w_slot + q * kNumHeads + col;
 #pragma unroll
-        for (unsigned int i = 0; i < kNumHeads / 8; ++i) {
-            const float2 wv = *reinterpret_cast<const float2*>(w + 8 * i);
-            s0 = fmaf(fmaxf(acc[q][4 * i + 0], 0.0f), wv.x, s0);
-            s0 = fmaf(fmaxf(acc[q][4 * i + 1], 0.0f), wv.y, s0);
-            s1 = fmaf(fmaxf(acc[q][4 * i + 2], 0.0f), wv.x, s1);
-            s1 = fmaf(fmaxf(acc[q][4 * i + 3], 0.0f), wv.y, s1);
+        for (unsigned int g = 0; g < kGroupsPerQuery; ++g) {
+            const unsigned int i = q * kGroupsPerQuery + g;
+            const float2 wv = *reinterpret_cast<const float2*>(w_slot + 8 * i + col);
+            s0 = fmaf(fmaxf(acc[4 * i + 0], 0.0f), wv.x, s0);
+            s0 = fmaf(fmaxf(acc[4 * i + 1], 0.0f), wv.y, s0);
+            s1 = fmaf(fmaxf(acc[4 * i + 2], 0.0f), wv.x, s1);
+            s1 = fmaf(fmaxf(acc[4 * i + 3], 0.0f), wv.y, s1);
         }
         s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
         s1 += __shfl_xor_sync(0xffffffffu, s1, 1);

@@ -1,0 +1,49 @@
+"""Host overhead per GEMM call: how long the CPU takes to check arguments, look up the config, build descriptors and
+enqueue one FP8 GEMM (64 x 2112 x 7168), with the GPU kept busy so that only host time is measured.
+
+Method (same as the anchors): best of 5 loops of 200 back-to-back calls, divided by 200; a long device-side sleep is
+queued first so the calls never wait for the GPU.
+"""
+
+from __future__ import annotations
+
+import time
+
+TITLE = "Host overhead per call (enqueue time, GPU busy)"
+
+
+def _enqueue_us(torch, fn, calls: int = 200, loops: int = 5) -> float:
+    best = float("inf")
+    fn()
+    torch.cuda.synchronize()
+    for _ in range(loops):
+        torch.cuda._sleep(400_000_000)  # ~0.2 s of device time: the queue never drains while we enqueue
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - t) / calls * 1e6)
+        torch.cuda.synchronize()
+    return best
+
+
+def run(ctx) -> list[dict]:
+    import torch
+
+    import dg.core
+
+    m, n, k = 64, 2112, 7168
+    a = torch.randn(m, k, device="cuda").to(torch.float8_e4m3fn)
+    b = torch.randn(n, k, device="cuda").to(torch.float8_e4m3fn)
+    sfa = torch.rand(k // 128, m, device="cuda").add_(0.5).t()  # MN-major, pitch m (m % 4 == 0)
+    sfb = torch.rand((n + 127) // 128, k // 128, device="cuda").add_(0.5)
+    d = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
+    xb = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+    wb = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+    anchors = ctx.anchors.get("host_overhead_us", {})
+    rows = [
+        {"call": "dg.core.fp8_gemm_nt", "us_per_call": _enqueue_us(torch, lambda: dg.core.fp8_gemm_nt((a, sfa), (b, sfb), d)),
+         "target_us": 8.0, "deepgemm_anchor_us": anchors.get("deepgemm_fp8_gemm_nt")},
+        {"call": "torch.mm (BF16, cuBLAS)", "us_per_call": _enqueue_us(torch, lambda: torch.mm(xb, wb.t())),
+         "target_us": None, "deepgemm_anchor_us": anchors.get("torch_mm")},
+    ]
+    return rows

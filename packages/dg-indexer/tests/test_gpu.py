@@ -1,0 +1,276 @@
+"""GPU tests of the SM90 indexer kernels against the float64 reference (skipped without a GPU).
+
+Every call's output buffer is poisoned: the modules' allocation point is patched to return NaN-filled memory, so
+a position the kernel never writes shows up as NaN. Checks: the -inf pattern equals the reference mask exactly (clean mode),
+no NaN anywhere in the logical output, calc_diff < 1e-3 over all valid positions and a per-row bound.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import dg.indexer as idx
+from dg.indexer import mqa_logits as mqa_module
+from dg.indexer import paged_mqa_logits as paged_module
+from dg.indexer import reference as ref
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (SM90)")]
+
+FP8 = torch.float8_e4m3fn
+
+
+@pytest.fixture(autouse=True)
+def _sm90_only_poisoned(monkeypatch):
+    major, _ = torch.cuda.get_device_capability()
+    if major != 9:
+        pytest.skip("the indexer kernels are SM90 only")
+    torch.manual_seed(0)
+
+    def poisoned(rows, cols, device):
+        return torch.full((rows, cols), float("nan"), dtype=torch.float32, device=device)
+
+    monkeypatch.setattr(mqa_module, "_empty_logits", poisoned)
+    monkeypatch.setattr(paged_module, "_empty_logits", poisoned)
+
+
+def num_sms() -> int:
+    return torch.cuda.get_device_properties(0).multi_processor_count
+
+
+def check_logits(out: torch.Tensor, want: torch.Tensor, clean: bool, what: str) -> None:
+    """`want` is the float64 reference with -inf outside the valid positions."""
+    valid = torch.isfinite(want) | torch.isnan(want)
+    assert out.shape == want.shape, what
+    if clean:
+        neg_inf = torch.isinf(out) & (out < 0)
+        mismatch = neg_inf != ~valid
+        assert not bool(mismatch.any()), f"{what}: -inf pattern differs at {mismatch.nonzero()[:5].tolist()}"
+    assert not bool(torch.isnan(out[valid & ~torch.isnan(want)]).any()), \
+        f"{what}: NaN (never written) at {torch.nonzero(torch.isnan(out) & valid)[:5].tolist()}"
+    if not bool(valid.any()):
+        return
+    o = torch.where(valid, out.double(), torch.zeros((), dtype=torch.float64, device=out.device))
+    w = torch.where(valid, want, torch.zeros((), dtype=torch.float64, device=out.device))
+    diff = ref.calc_diff(o, w)
+    assert diff < 1e-3, f"{what}: calc_diff {diff}"
+    # Per row: an error bound relative to the row's largest value, so one wrong row cannot hide in the total.
+    err = (o - w).abs().amax(dim=1)
+    scale = w.abs().amax(dim=1)
+    bad = err > 1e-3 * scale + 1e-4
+    assert not bool(bad.any()), f"{what}: rows {bad.nonzero()[:5].flatten().tolist()} off by {err[bad][:5].tolist()}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Non-paged
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def make_mqa(seq_len, seq_len_kv, heads, dim):
+    q = torch.randn(seq_len, heads, dim, device="cuda").to(FP8)
+    k, k_scale = ref.quantize_per_token(torch.randn(seq_len_kv, dim, device="cuda"))
+    w = torch.randn(seq_len, heads, device="cuda")
+    return q, k, k_scale, w
+
+
+def run_mqa(q, k, k_scale, w, ks, ke, clean=True, what=""):
+    want = ref.mqa_logits(q, k, k_scale, w, ks, ke, clean_logits=True)
+    out = idx.fp8_mqa_logits(q, (k, k_scale), w, ks, ke, clean_logits=clean)
+    torch.cuda.synchronize()
+    check_logits(out, want, clean, what)
+
+
+def causal(seq_len, seq_len_kv):
+    ks = torch.zeros(seq_len, dtype=torch.int32, device="cuda")
+    ke = torch.arange(seq_len, dtype=torch.int32, device="cuda") + (seq_len_kv - seq_len) + 1
+    return ks, ke
+
+
+def context_parallel(seq_len, seq_len_kv):
+    """Spec 16.8's context-parallel pattern (rows with ke = 0 occur and must be all -inf)."""
+    chunk, cp_size = seq_len // 2, seq_len_kv // seq_len
+    cp_id = cp_size // 3
+    i = torch.arange(chunk, dtype=torch.int32, device="cuda")
+    ke = torch.cat([cp_id * chunk + i, (2 * cp_size - 1 - cp_id) * chunk + i]).int()
+    return torch.zeros(seq_len, dtype=torch.int32, device="cuda"), ke
+
+
+@pytest.mark.parametrize("seq_len, seq_len_kv", [(2048, 4096), (2048, 8192), (4096, 16384)])
+def test_mqa_spec_causal(seq_len, seq_len_kv):
+    q, k, s, w = make_mqa(seq_len, seq_len_kv, 64, 128)
+    run_mqa(q, k, s, w, *causal(seq_len, seq_len_kv), what=f"causal {seq_len}x{seq_len_kv}")
+
+
+@pytest.mark.parametrize("seq_len, seq_len_kv", [(2048, 4096), (2048, 8192), (4096, 16384)])
+def test_mqa_spec_context_parallel(seq_len, seq_len_kv):
+    q, k, s, w = make_mqa(seq_len, seq_len_kv, 64, 128)
+    run_mqa(q, k, s, w, *context_parallel(seq_len, seq_len_kv), what=f"cp {seq_len}x{seq_len_kv}")
+
+
+@pytest.mark.parametrize("heads", [32, 64, 128])
+@pytest.mark.parametrize("dim", [32, 64, 128])
+@pytest.mark.parametrize("clean", [True, False])
+def test_mqa_all_sizes_random_ranges(heads, dim, clean):
+    seq_len, seq_len_kv = 301, 1000  # neither a multiple of a query group nor of a 64-key tile
+    q, k, s, w = make_mqa(seq_len, seq_len_kv, heads, dim)
+    ks = torch.randint(0, seq_len_kv, (seq_len,), device="cuda", dtype=torch.int32)
+    ke = torch.minimum(ks + torch.randint(0, 400, (seq_len,), device="cuda", dtype=torch.int32),
+                       torch.tensor(seq_len_kv, device="cuda")).int()
+    run_mqa(q, k, s, w, ks, ke, clean=clean, what=f"H={heads} D={dim} clean={clean}")
+
+
+def test_mqa_adversarial_ranges():
+    seq_len, seq_len_kv = 67, 333
+    q, k, s, w = make_mqa(seq_len, seq_len_kv, 64, 128)
+    ks = torch.randint(0, seq_len_kv, (seq_len,), dtype=torch.int32)
+    ke = ks + 1
+    ks[0], ke[0] = 0, seq_len_kv          # all keys
+    ks[1], ke[1] = 5, 5                   # empty
+    ks[2], ke[2] = seq_len_kv, seq_len_kv  # empty at the end
+    ks[3], ke[3] = 0, 1                   # first key only
+    ks[4], ke[4] = seq_len_kv - 1, seq_len_kv  # last key only
+    ks[5:9], ke[5:9] = 7, 7               # a whole query group empty (H = 64: groups of 4)
+    ks[9], ke[9] = 63, 65                 # straddles a tile edge
+    run_mqa(q, k, s, w, ks.cuda(), ke.cuda(), what="adversarial")
+
+
+def test_mqa_bad_ranges_are_guarded():
+    # ks > ke, negative ks, ke past S_kv: no fault, no hang; the result equals the clipped semantics.
+    seq_len, seq_len_kv = 40, 200
+    q, k, s, w = make_mqa(seq_len, seq_len_kv, 32, 64)
+    ks = torch.randint(-300, 300, (seq_len,), dtype=torch.int32).cuda()
+    ke = torch.randint(-300, 300, (seq_len,), dtype=torch.int32).cuda()
+    run_mqa(q, k, s, w, ks, ke, what="bad ranges")
+
+
+@pytest.mark.parametrize("seq_len, seq_len_kv", [(1, 1), (1, 64), (3, 65), (513, 64)])
+def test_mqa_tiny(seq_len, seq_len_kv):
+    q, k, s, w = make_mqa(seq_len, seq_len_kv, 64, 128)
+    ks = torch.zeros(seq_len, dtype=torch.int32, device="cuda")
+    ke = torch.full((seq_len,), seq_len_kv, dtype=torch.int32, device="cuda")
+    run_mqa(q, k, s, w, ks, ke, what="tiny")
+
+
+def test_mqa_empty_problem():
+    q, k, s, w = make_mqa(0, 16, 64, 128)
+    out = idx.fp8_mqa_logits(q, (k, s), w, torch.zeros(0, dtype=torch.int32, device="cuda"),
+                             torch.zeros(0, dtype=torch.int32, device="cuda"))
+    assert out.shape == (0, 16)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Paged
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def make_paged(batch, next_n, heads, dim, lens, max_len, table_pitch_extra=0, spare_blocks=5):
+    lens_t = torch.tensor(lens, dtype=torch.int32, device="cuda")
+    used = [(x + 63) // 64 for x in lens]
+    num_blocks = sum(used) + spare_blocks
+    width = max(1, (max_len + 63) // 64)
+    # Random block order; a wider parent table makes the rows non-contiguous (row pitch > width).
+    perm = torch.randperm(num_blocks, device="cuda").int()
+    parent = torch.zeros(batch, width + table_pitch_extra, dtype=torch.int32, device="cuda")
+    at = 0
+    for b, n in enumerate(used):
+        n = min(n, width)
+        parent[b, :n] = perm[at:at + n]
+        at += n
+    table = parent[:, :width]
+    values, scales = ref.quantize_per_token(torch.randn(num_blocks * 64, dim, device="cuda"))
+    cache = ref.pack_paged_kv_cache(values.view(num_blocks, 64, dim), scales.view(num_blocks, 64))
+    q = torch.randn(batch, next_n, heads, dim, device="cuda").to(FP8)
+    w = torch.randn(batch * next_n, heads, device="cuda")
+    return q, cache, w, lens_t, table
+
+
+def run_paged(q, cache, w, lens, table, max_len, clean=True, what="", sched=None):
+    want = ref.paged_mqa_logits(q, cache, w, lens, table, max_len, clean_logits=True)
+    if sched is None:
+        sched = idx.get_paged_mqa_logits_metadata(lens, 64, num_sms())
+    out = idx.fp8_paged_mqa_logits(q, cache, w, lens, table, sched, max_len, clean_logits=clean)
+    torch.cuda.synchronize()
+    check_logits(out, want, clean, what)
+    return out
+
+
+@pytest.mark.parametrize("batch, next_n", [(64, 1), (64, 2), (128, 1)])
+def test_paged_spec_shapes(batch, next_n):
+    avg = 8192
+    lens = torch.randint(int(0.7 * avg), int(1.3 * avg), (batch,)).tolist()
+    max_len = max(lens)
+    run_paged(*make_paged(batch, next_n, 64, 128, lens, max_len), max_len, what=f"spec B={batch} n={next_n}")
+
+
+@pytest.mark.parametrize("next_n", [1, 2])
+@pytest.mark.parametrize("heads", [32, 64, 128])
+@pytest.mark.parametrize("dim", [32, 64, 128])
+def test_paged_all_sizes(next_n, heads, dim):
+    max_len = 1500
+    lens = [next_n, 1, 64, 65, 256, 257, max_len, 1000, 300]
+    batch = len(lens)
+    for clean in (True, False):
+        run_paged(*make_paged(batch, next_n, heads, dim, lens, max_len, table_pitch_extra=3), max_len,
+                  clean=clean, what=f"n={next_n} H={heads} D={dim} clean={clean}")
+
+
+def test_paged_wide_block_pitch():
+    lens = [700, 1, 4096]
+    q, cache, w, lens_t, table = make_paged(3, 2, 64, 128, lens, 4096)
+    n = cache.shape[0]
+    wide = torch.zeros(n, 64 * 132 + 128, dtype=torch.uint8, device="cuda")
+    wide[:, : 64 * 132] = cache.view(n, -1)
+    strided = torch.as_strided(wide, (n, 64, 1, 132), (64 * 132 + 128, 132, 132, 1))
+    run_paged(q, strided, w, lens_t, table, 4096, what="wide pitch")
+
+
+def test_paged_max_context_len_larger_than_contexts():
+    lens = [10, 2000]
+    run_paged(*make_paged(2, 1, 64, 128, lens, 5000), 5000, what="max_len > contexts")
+
+
+def test_paged_invalid_block_ids_give_nan_not_faults():
+    lens = [300, 200]
+    q, cache, w, lens_t, table = make_paged(2, 1, 64, 128, lens, 320)
+    table = table.clone()
+    table[0, 1] = 10**6
+    table[1, 0] = -5
+    sched = idx.get_paged_mqa_logits_metadata(lens_t, 64, num_sms())
+    out = idx.fp8_paged_mqa_logits(q, cache, w, lens_t, table, sched, 320, clean_logits=True)
+    torch.cuda.synchronize()
+    assert torch.isnan(out[0, 64:128]).all() and torch.isnan(out[1, :64]).all()
+    assert torch.isfinite(out[0, :64]).all() and torch.isfinite(out[0, 128:300]).all()
+    assert (out[0, 300:] == float("-inf")).all()
+
+
+def test_paged_bad_lengths_and_schedule_are_guarded():
+    # Sequence 1 is longer than its table row (16 blocks = 1024 tokens) can hold, sequences 2 and 3 have no
+    # tokens; then a garbage schedule. No fault, no hang; unscorable positions are NaN, never silent values.
+    q, cache, w, _, table = make_paged(4, 2, 64, 128, [300, 1024, 0, 0], 1024)
+    lens_t = torch.tensor([300, 5000, 0, -7], dtype=torch.int32, device="cuda")
+    sched = idx.get_paged_mqa_logits_metadata(lens_t, 64, num_sms())
+    out = idx.fp8_paged_mqa_logits(q, cache, w, lens_t, table, sched, 2048, clean_logits=True)
+    garbage = torch.randint(-100, 100, sched.shape, dtype=torch.int32, device="cuda")
+    idx.fp8_paged_mqa_logits(q, cache, w, lens_t, table, garbage, 2048, clean_logits=True)
+    torch.cuda.synchronize()
+    assert torch.isfinite(out[0, :299]).all() and (out[0, 299:] == float("-inf")).all()
+    assert torch.isfinite(out[1, :300]).all() and (out[1, 300:] == float("-inf")).all()
+    assert torch.isfinite(out[2:4, :1024]).all() and torch.isnan(out[2:4, 1024:]).all()
+    assert (out[4:8] == float("-inf")).all()
+
+
+@pytest.mark.parametrize("lens", [[], [0], [1], [256, 257, 0, 70000], list(range(0, 20000, 7))])
+@pytest.mark.parametrize("sms", [1, 7, None])
+def test_metadata_matches_reference(lens, sms):
+    sms = sms or num_sms()
+    t = torch.tensor(lens, dtype=torch.int32, device="cuda")
+    got = idx.get_paged_mqa_logits_metadata(t, 64, sms)
+    assert got.device.type == "cuda"
+    assert torch.equal(got.cpu(), ref.paged_mqa_logits_metadata(t.cpu(), 64, sms))
+
+
+def test_metadata_large_batch():
+    t = torch.randint(0, 200000, (60000,), dtype=torch.int32, device="cuda")
+    got = idx.get_paged_mqa_logits_metadata(t, 64, num_sms())
+    assert torch.equal(got.cpu(), ref.paged_mqa_logits_metadata(t.cpu(), 64, num_sms()))
