@@ -27,100 +27,97 @@ def _anchor_lists(ctx) -> tuple[list, list, Any]:
     return mqa or DEFAULT_MQA, paged or DEFAULT_PAGED, anchors.get("paged_mqa_metadata_us")
 
 
-def _mqa_rows(ctx, cases) -> list[dict]:
-    import torch
-
+def _mqa_case(ctx, seq_len: int, seq_len_kv: int, peer_us: float | None) -> dict:
     import dg.indexer as idx
+    import torch
     from dg.indexer import reference as ref
 
-    rows = []
-    for seq_len, seq_len_kv, peer_us in cases:
-        q = torch.randn(seq_len, HEADS, HEAD_DIM, device="cuda").to(torch.float8_e4m3fn)
-        k, k_scale = ref.quantize_per_token(torch.randn(seq_len_kv, HEAD_DIM, device="cuda"))
-        w = torch.randn(seq_len, HEADS, device="cuda")
-        ks = torch.zeros(seq_len, dtype=torch.int32, device="cuda")
-        ke = torch.arange(seq_len, dtype=torch.int32, device="cuda") + 1 + (seq_len_kv - seq_len)
-        scored = int((ke.clamp(max=seq_len_kv) - ks).clamp(min=0).sum())
-        flops = 2 * HEADS * HEAD_DIM * scored
-        in_bytes = q.numel() + k.numel() + 4 * (k_scale.numel() + w.numel() + ks.numel() + ke.numel())
-        out_bytes = 4 * seq_len * seq_len_kv  # every position: scored logits and the fused -inf fill
-        us = ctx.bench(lambda: idx.fp8_mqa_logits(q, (k, k_scale), w, ks, ke, clean_logits=True))
-        us_raw = ctx.bench(lambda: idx.fp8_mqa_logits(q, (k, k_scale), w, ks, ke, clean_logits=False))
-        rows.append({
-            "op": "fp8_mqa_logits",
-            "seq_len": seq_len,
-            "seq_len_kv": seq_len_kv,
-            "us (clean)": us,
-            "TFLOPS (clean)": flops / us / 1e6,
-            "GB/s (clean)": (in_bytes + out_bytes) / us / 1e3,
-            "us (no clean)": us_raw,
-            "TFLOPS (no clean)": flops / us_raw / 1e6,
-            "DeepGEMM us": peer_us,
-            "DeepGEMM TFLOPS": flops / peer_us / 1e6 if peer_us else None,
-            "speedup vs DeepGEMM (clean)": peer_us / us if peer_us else None,
-        })
-        del q, k, k_scale, w, ks, ke
-        torch.cuda.empty_cache()
-    return rows
+    q = torch.randn(seq_len, HEADS, HEAD_DIM, device="cuda").to(torch.float8_e4m3fn)
+    k, k_scale = ref.quantize_per_token(torch.randn(seq_len_kv, HEAD_DIM, device="cuda"))
+    w = torch.randn(seq_len, HEADS, device="cuda")
+    ks = torch.zeros(seq_len, dtype=torch.int32, device="cuda")
+    ke = torch.arange(seq_len, dtype=torch.int32, device="cuda") + 1 + (seq_len_kv - seq_len)
+    scored = int((ke.clamp(max=seq_len_kv) - ks).clamp(min=0).sum())
+    flops = 2 * HEADS * HEAD_DIM * scored
+    in_bytes = q.numel() + k.numel() + 4 * (k_scale.numel() + w.numel() + ks.numel() + ke.numel())
+    out_bytes = 4 * seq_len * seq_len_kv  # every position: scored logits and the fused -inf fill
+    us = ctx.bench(lambda: idx.fp8_mqa_logits(q, (k, k_scale), w, ks, ke, clean_logits=True))
+    us_raw = ctx.bench(lambda: idx.fp8_mqa_logits(q, (k, k_scale), w, ks, ke, clean_logits=False))
+    return {
+        "op": "fp8_mqa_logits",
+        "seq_len": seq_len,
+        "seq_len_kv": seq_len_kv,
+        "us (clean)": us,
+        "TFLOPS (clean)": flops / us / 1e6,
+        "GB/s (clean)": (in_bytes + out_bytes) / us / 1e3,
+        "us (no clean)": us_raw,
+        "TFLOPS (no clean)": flops / us_raw / 1e6,
+        "DeepGEMM us": peer_us,
+        "DeepGEMM TFLOPS": flops / peer_us / 1e6 if peer_us else None,
+        "speedup vs DeepGEMM (clean)": peer_us / us if peer_us else None,
+    }
 
 
-def _paged_rows(ctx, cases, meta_peer) -> list[dict]:
-    import torch
-
+def _paged_case(ctx, batch: int, next_n: int, max_ctx: int, peer_us: float | None, meta_peer) -> dict:
     import dg.indexer as idx
+    import torch
     from dg.indexer import reference as ref
 
     sms = ctx.sm_count
-    rows = []
-    for batch, next_n, max_ctx, peer_us in cases:
-        lens = torch.randint(max_ctx // 2, max_ctx + 1, (batch,), dtype=torch.int32, device="cuda")
-        used = ((lens + BLOCK_KV - 1) // BLOCK_KV).tolist()
-        num_blocks = sum(used)
-        width = (max_ctx + BLOCK_KV - 1) // BLOCK_KV
-        perm = torch.randperm(num_blocks, device="cuda").int()
-        table = torch.zeros(batch, width, dtype=torch.int32, device="cuda")
-        at = 0
-        for b, n in enumerate(used):
-            table[b, :n] = perm[at:at + n]
-            at += n
-        values, scales = ref.quantize_per_token(torch.randn(num_blocks * BLOCK_KV, HEAD_DIM, device="cuda"))
-        cache = ref.pack_paged_kv_cache(values.view(num_blocks, BLOCK_KV, HEAD_DIM), scales.view(num_blocks, -1))
-        del values, scales
-        q = torch.randn(batch, next_n, HEADS, HEAD_DIM, device="cuda").to(torch.float8_e4m3fn)
-        w = torch.randn(batch * next_n, HEADS, device="cuda")
-        meta = idx.get_paged_mqa_logits_metadata(lens, BLOCK_KV, sms)
+    lens = torch.randint(max_ctx // 2, max_ctx + 1, (batch,), dtype=torch.int32, device="cuda")
+    used = ((lens + BLOCK_KV - 1) // BLOCK_KV).tolist()
+    num_blocks = sum(used)
+    width = (max_ctx + BLOCK_KV - 1) // BLOCK_KV
+    perm = torch.randperm(num_blocks, device="cuda").int()
+    table = torch.zeros(batch, width, dtype=torch.int32, device="cuda")
+    at = 0
+    for b, n in enumerate(used):
+        table[b, :n] = perm[at:at + n]
+        at += n
+    values, scales = ref.quantize_per_token(torch.randn(num_blocks * BLOCK_KV, HEAD_DIM, device="cuda"))
+    cache = ref.pack_paged_kv_cache(values.view(num_blocks, BLOCK_KV, HEAD_DIM), scales.view(num_blocks, -1))
+    del values, scales
+    q = torch.randn(batch, next_n, HEADS, HEAD_DIM, device="cuda").to(torch.float8_e4m3fn)
+    w = torch.randn(batch * next_n, HEADS, device="cuda")
+    meta = idx.get_paged_mqa_logits_metadata(lens, BLOCK_KV, sms)
 
-        sum_lens = int(lens.sum())
-        flops = 2 * sum_lens * next_n * HEADS * HEAD_DIM
-        in_bytes = (q.numel() + 4 * (w.numel() + lens.numel()) + sum_lens * (HEAD_DIM + 4)
-                    + 4 * ((sum_lens + BLOCK_KV - 1) // BLOCK_KV))
-        out_bytes = 4 * sum_lens * next_n
-        us = ctx.bench(lambda: idx.fp8_paged_mqa_logits(q, cache, w, lens, table, meta, max_ctx, clean_logits=False))
-        us_clean = ctx.bench(lambda: idx.fp8_paged_mqa_logits(q, cache, w, lens, table, meta, max_ctx,
-                                                               clean_logits=True))
-        meta_us = ctx.bench(lambda: idx.get_paged_mqa_logits_metadata(lens, BLOCK_KV, sms))
-        gbs = (in_bytes + out_bytes) / us / 1e3
-        rows.append({
-            "op": "fp8_paged_mqa_logits",
-            "batch": batch,
-            "next_n": next_n,
-            "max_context": max_ctx,
-            "us": us,
-            "TFLOPS": flops / us / 1e6,
-            "GB/s": gbs,
-            "% of copy bandwidth": 100 * gbs / ctx.copy_bandwidth_gbs,
-            "us (clean)": us_clean,
-            "DeepGEMM us": peer_us,
-            "DeepGEMM TFLOPS": flops / peer_us / 1e6 if peer_us else None,
-            "speedup vs DeepGEMM": peer_us / us if peer_us else None,
-            "metadata us": meta_us,
-            "DeepGEMM metadata us": "-".join(str(x) for x in meta_peer) if meta_peer else None,
-        })
-        del cache, q, w, table, lens, meta
-        torch.cuda.empty_cache()
-    return rows
+    sum_lens = int(lens.sum())
+    flops = 2 * sum_lens * next_n * HEADS * HEAD_DIM
+    in_bytes = (q.numel() + 4 * (w.numel() + lens.numel()) + sum_lens * (HEAD_DIM + 4)
+                + 4 * ((sum_lens + BLOCK_KV - 1) // BLOCK_KV))
+    out_bytes = 4 * sum_lens * next_n
+    us = ctx.bench(lambda: idx.fp8_paged_mqa_logits(q, cache, w, lens, table, meta, max_ctx, clean_logits=False))
+    us_clean = ctx.bench(lambda: idx.fp8_paged_mqa_logits(q, cache, w, lens, table, meta, max_ctx,
+                                                           clean_logits=True))
+    meta_us = ctx.bench(lambda: idx.get_paged_mqa_logits_metadata(lens, BLOCK_KV, sms))
+    gbs = (in_bytes + out_bytes) / us / 1e3
+    return {
+        "op": "fp8_paged_mqa_logits",
+        "batch": batch,
+        "next_n": next_n,
+        "max_context": max_ctx,
+        "us": us,
+        "TFLOPS": flops / us / 1e6,
+        "GB/s": gbs,
+        "% of copy bandwidth": 100 * gbs / ctx.copy_bandwidth_gbs,
+        "us (clean)": us_clean,
+        "DeepGEMM us": peer_us,
+        "DeepGEMM TFLOPS": flops / peer_us / 1e6 if peer_us else None,
+        "speedup vs DeepGEMM": peer_us / us if peer_us else None,
+        "metadata us": meta_us,
+        "DeepGEMM metadata us": "-".join(str(x) for x in meta_peer) if meta_peer else None,
+    }
 
 
 def run(ctx) -> list[dict]:
+    import torch
+
     mqa_cases, paged_cases, meta_peer = _anchor_lists(ctx)
-    return _mqa_rows(ctx, mqa_cases) + _paged_rows(ctx, paged_cases, meta_peer)
+    rows = []
+    for seq_len, seq_len_kv, peer_us in mqa_cases:
+        rows.append(_mqa_case(ctx, seq_len, seq_len_kv, peer_us))
+        torch.cuda.empty_cache()  # the 8192 x 65536 case alone holds a 2 GiB output
+    for batch, next_n, max_ctx, peer_us in paged_cases:
+        rows.append(_paged_case(ctx, batch, next_n, max_ctx, peer_us, meta_peer))
+        torch.cuda.empty_cache()
+    return rows

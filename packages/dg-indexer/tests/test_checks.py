@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import dg.indexer as idx
 import pytest
 import torch
-
-import dg.indexer as idx
 from dg.indexer import reference as ref
 
 FP8 = torch.float8_e4m3fn

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from dg.indexer import _jit
 
 SPECS = _jit.all_specs()

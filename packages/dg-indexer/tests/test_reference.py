@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 import random
 
+import dg.indexer as idx
 import pytest
 import torch
-
-import dg.indexer as idx
 from dg.indexer import reference as ref
 
 FP8 = torch.float8_e4m3fn
@@ -221,7 +220,7 @@ def kernel_model_metadata(lens, split, num_sms, num_threads):
             assert out[s] is None
             out[s] = [batch, 0]
     running = 0
-    for (b0, b1), loc in zip(runs, local):
+    for b0, b1 in runs:
         for b in range(b0, b1):
             lo, hi = running, running + segs[b]
             s = first_row(lo) if lo < hi else num_sms + 1
@@ -321,3 +320,50 @@ def test_public_paged_cpu_matches_reference_and_layout():
     assert torch.equal(torch.isinf(out), torch.isinf(want))
     finite = torch.isfinite(want)
     torch.testing.assert_close(out[finite], want[finite], rtol=1e-6, atol=1e-4)
+
+
+def prefill_writes(ks, ke, seq_len, seq_len_kv, heads, q_rows=256, grid=7):
+    """Python model of sm90_fp8_mqa_logits_impl's stores with clean=True: which positions each CTA writes."""
+    num_q = q_rows // heads
+    writes = torch.zeros(seq_len, seq_len_kv, dtype=torch.int64)
+    scored = torch.zeros(seq_len, seq_len_kv, dtype=torch.bool)
+    groups = -(-seq_len // num_q)
+    for cta in range(grid):
+        for g in range(cta, groups, grid):
+            q0 = g * num_q
+            lo, hi = [0] * num_q, [0] * num_q
+            u_lo, u_hi = seq_len_kv, 0
+            for q in range(num_q):
+                if q0 + q < seq_len:
+                    s, e = int(ks[q0 + q]), int(ke[q0 + q])
+                    lo[q] = 0 if s <= 0 else min(s, seq_len_kv)
+                    hi[q] = max(0 if e <= 0 else min(e, seq_len_kv), lo[q])
+                if hi[q] > lo[q]:
+                    u_lo, u_hi = min(u_lo, lo[q]), max(u_hi, hi[q])
+            first = u_lo if u_hi > u_lo else 0
+            tiles = -(-(u_hi - u_lo) // 64) if u_hi > u_lo else 0
+            for q in range(num_q):
+                if q0 + q >= seq_len:
+                    continue
+                for key in range(first, min(first + 64 * tiles, seq_len_kv)):
+                    writes[q0 + q, key] += 1
+                    scored[q0 + q, key] = lo[q] <= key < hi[q]
+                tiles_lo, tiles_hi = (first, min(first + 64 * tiles, seq_len_kv)) if tiles else (0, 0)
+                writes[q0 + q, :tiles_lo] += 1
+                writes[q0 + q, tiles_hi:] += 1
+    return writes, scored
+
+
+@pytest.mark.parametrize("heads", [32, 64, 128])
+@pytest.mark.parametrize("seed", range(4))
+def test_prefill_writes_every_position_once(heads, seed):
+    gen = torch.Generator().manual_seed(seed)
+    seq_len, seq_len_kv = 37, 300
+    ks = torch.randint(-50, 350, (seq_len,), generator=gen, dtype=torch.int32)
+    ke = torch.randint(-50, 350, (seq_len,), generator=gen, dtype=torch.int32)
+    ks[:5], ke[:5] = 0, seq_len_kv
+    writes, scored = prefill_writes(ks, ke, seq_len, seq_len_kv, heads)
+    assert bool((writes == 1).all())
+    want = torch.isfinite(ref.mqa_logits(torch.ones(seq_len, 1, 1), torch.ones(seq_len_kv, 1), torch.ones(seq_len_kv),
+                                         torch.ones(seq_len, 1), ks, ke))
+    assert torch.equal(scored, want)

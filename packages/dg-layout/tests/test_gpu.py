@@ -201,8 +201,9 @@ def test_pack_ue8m0_kernel(mn, k, groups, with_transpose):
 
 
 def test_pack_ue8m0_odd_strides_and_non_powers_of_two():
-    base = torch.randn(3, 40, 4100, device="cuda").abs() * 1e3
-    sf = base[:, 3:30:2, 5:4102].transpose(1, 2)  # [3, 4097, 14], no unit stride at all
+    base = torch.randn(3, 60, 8200, device="cuda").abs() * 1e3
+    sf = base[:, 3::4, 5::2][:, :14, :4097].transpose(1, 2)  # [3, 4097, 14], no unit stride at all
+    assert 1 not in sf.stride()
     want = reference.mn_major_tma_aligned_packed_ue8m0(sf)
     assert_bits_equal(L.get_mn_major_tma_aligned_packed_ue8m0_tensor(sf), want)
     assert torch.equal(L.get_mn_major_tma_aligned_tensor(sf), sf)

@@ -3,7 +3,7 @@
 // Self-contained (standard library only) so the standalone harness and the launchers share it. Inputs
 // that depend on the device (SM count, shared-memory limit) are arguments: never hard-code 132.
 //
-// The model. A GEMM is a set of BLOCK_M x BLOCK_N output tiles processed by a persistent grid of at most
+// See choose_sm90_fp8_config for the rules. Background: a GEMM is a set of BLOCK_M x BLOCK_N output tiles processed by a persistent grid of at most
 // `num_sms` CTAs (one per SM). For each candidate BLOCK_N we estimate the time of the busiest SM as
 //     waves * max(tile_math_time, tile_load_time)
 // where waves = ceil(tiles / ctas), tile_math_time = 2*BLOCK_M*BLOCK_N*K / (per-SM tensor rate) and
@@ -80,47 +80,99 @@ inline int pick_chunk_n(Sm90Fp8Kind kind, int block_n, int head_left, int head_r
     return 0;
 }
 
+inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int smem_limit) {
+    int stages = std::min(kMaxStages, std::max(2, ceil_div_i(k, kBlockK)));
+    while (stages > 2 && sm90_fp8_smem_bytes(kind, block_m, block_n, stages) > smem_limit) --stages;
+    return stages;
+}
+
 // `smem_limit`: the per-block opt-in limit of the device; `num_sms`: get_num_sms().
-// `head_left/right`: fp8_gemm_nt_skip_head_mid segments (0 when unused).
+// `head_left/right`: fp8_gemm_nt_skip_head_mid segments (0 when unused). Returns block_n == 0 if no
+// configuration fits (the caller reports it).
+//
+// Rules, each measured on an H100 SXM (docs/perf_log.md, section sm90_fp8_gemm):
+//  * M > 128 (compute-bound): BLOCK_M 128 and BLOCK_N 128 or 160, whichever needs fewer "tile-width
+//    waves" (waves * BLOCK_N; BLOCK_N 160 pays ~2% per tile for straddling SFB blocks). Multicast B across
+//    a cluster of 2 when the number of M blocks is even and M >= 512.
+//  * M <= 128 (memory-bound): BLOCK_M 64/128 and the BLOCK_N (16..160) that minimises the busiest SM's
+//    bytes + math (cost model below); for 1D1D, if even BLOCK_N 64 leaves more than half the SMs idle on a
+//    long K, split K (up to 4 ways, at least 8 K blocks per split) with BLOCK_N 64 to feed every SM.
 inline Sm90Fp8Config choose_sm90_fp8_config(Sm90Fp8Kind kind, int m, int n, int k, int num_sms, int smem_limit,
                                             int head_left = 0, int head_right = 0) {
     Sm90Fp8Config best;
-    double best_cost = 1e300;
+    best.block_n = 0;
     const int block_m = m <= 64 ? 64 : 128;
     const int num_m_blocks = ceil_div_i(m, block_m);
+    const int num_k_blocks = ceil_div_i(k, kBlockK);
+    auto finish = [&](int block_n, int splits, bool multicast) {
+        Sm90Fp8Config c;
+        c.block_m = block_m;
+        c.block_n = block_n;
+        c.chunk_n = pick_chunk_n(kind, block_n, head_left, head_right);
+        c.stages = max_stages_for(kind, block_m, block_n, k, smem_limit);
+        c.cluster_m = multicast ? 2 : 1;
+        c.num_splits = splits;
+        const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n) * splits;
+        c.num_ctas = static_cast<int>(std::min<int64_t>(units, num_sms));
+        if (multicast) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
+        c.smem_bytes = sm90_fp8_smem_bytes(kind, block_m, block_n, c.stages);
+        c.threads = 128 * (block_m / 64 + 1);
+        return c;
+    };
+    auto usable = [&](int block_n) {
+        if (kind == Sm90Fp8Kind::k1D2D && !sfb_straddle_ok(block_n)) return false;
+        if (pick_chunk_n(kind, block_n, head_left, head_right) == 0) return false;
+        return sm90_fp8_smem_bytes(kind, block_m, block_n, 2) <= smem_limit;
+    };
+
+    if (m > 128) {
+        const bool multicast = m >= 512 && num_m_blocks % 2 == 0 && num_sms >= 2;
+        double best_cost = 1e300;
+        int best_n = 0;
+        const int max_n = kind == Sm90Fp8Kind::k1D2D ? 160 : 128;
+        for (int block_n : {128, 160, 112, 96, 64, 32, 16}) {
+            if (block_n > max_n || !usable(block_n)) continue;
+            const int64_t tiles = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n);
+            const int64_t waves = (tiles + num_sms - 1) / num_sms;
+            // NOTE: narrower tiles only when 128/160 cannot be used (e.g. head-split segments): measured,
+            // BLOCK_N 64-112 lose 10-25% per FLOP at M = 4096.
+            const double eff = block_n == 128 ? 1.0 : (block_n == 160 ? 0.98 : 0.5);
+            const double cost = static_cast<double>(waves) * block_n / eff;
+            if (cost < best_cost) best_cost = cost, best_n = block_n;
+        }
+        if (best_n == 0) return best;
+        return finish(best_n, 1, multicast && (best_n / 2) % 8 == 0);
+    }
+
     // NOTE: per-SM rates in arbitrary units: FP8 math 1400/132 "TFLOPS", loads 4 * 3 / 132 "TB/s".
     const double math_rate = 1400.0 / 132.0 * 1e12, load_rate = 12.0 / 132.0 * 1e12;
-    const int max_n = kind == Sm90Fp8Kind::k1D2D ? 160 : 128;
-    for (int block_n = 16; block_n <= max_n; block_n += 16) {
-        if (kind == Sm90Fp8Kind::k1D2D && !sfb_straddle_ok(block_n)) continue;
-        const int chunk = pick_chunk_n(kind, block_n, head_left, head_right);
-        if (chunk == 0) continue;
+    double best_cost = 1e300;
+    int best_n = 0;
+    for (int block_n = 16; block_n <= 160; block_n += 16) {
+        if (kind == Sm90Fp8Kind::k1D1D && block_n > 128) continue;
+        if (!usable(block_n)) continue;
         const int64_t tiles = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n);
-        const bool multicast = m >= 512 && num_m_blocks % 2 == 0 && (block_n / 2) % 8 == 0 && num_sms >= 2;
-        int ctas = static_cast<int>(std::min<int64_t>(tiles, num_sms));
-        if (multicast) ctas = std::max(2, ctas / 2 * 2);
+        const int ctas = static_cast<int>(std::min<int64_t>(tiles, num_sms));
         const int64_t waves = (tiles + ctas - 1) / ctas;
-        const double kk = static_cast<double>(ceil_div_i(k, kBlockK)) * kBlockK;
-        const double b_share = multicast ? 0.5 : 1.0;
+        const double kk = static_cast<double>(num_k_blocks) * kBlockK;
         const double t_math = 2.0 * block_m * block_n * kk / math_rate;
-        const double t_load = (block_m + block_n * b_share) * kk / load_rate;
+        const double t_load = (block_m + block_n) * kk / load_rate;
         const double cost = static_cast<double>(waves) * std::max(t_math, t_load);
-        if (cost < best_cost * (1.0 - 1e-9) || (cost <= best_cost * (1.0 + 1e-9) && block_n > best.block_n)) {
-            int stages = std::min(kMaxStages, std::max(2, ceil_div_i(k, kBlockK) + 0));
-            while (stages > 2 && sm90_fp8_smem_bytes(kind, block_m, block_n, stages) > smem_limit) --stages;
-            if (sm90_fp8_smem_bytes(kind, block_m, block_n, stages) > smem_limit) continue;
-            best_cost = cost;
-            best.block_m = block_m;
-            best.block_n = block_n;
-            best.stages = stages;
-            best.cluster_m = multicast ? 2 : 1;
-            best.chunk_n = chunk;
-            best.num_ctas = ctas;
-            best.smem_bytes = sm90_fp8_smem_bytes(kind, block_m, block_n, stages);
-            best.threads = 128 * (block_m / 64 + 1);
+        if (cost < best_cost * (1.0 - 1e-9) || (cost <= best_cost * (1.0 + 1e-9) && block_n > best_n))
+            best_cost = cost, best_n = block_n;
+    }
+    if (best_n == 0) return best;
+    // NOTE: split-K only for 1D1D, whose epilogue reduce-adds into D (no workspace). The 1D2D kernel
+    // supports split-K with an in-kernel fix-up, but on an H100 (cold L2) it measured no faster than the
+    // best unsplit BLOCK_N for the seed shapes (e.g. 64x2112x7168: 16.8 vs 16.7 us), so it is not chosen.
+    if (kind == Sm90Fp8Kind::k1D1D && usable(64)) {
+        const int64_t tiles64 = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, 64);
+        if (tiles64 * 2 <= num_sms && num_k_blocks >= 16) {
+            const int splits = static_cast<int>(std::min<int64_t>({4, num_sms / tiles64, num_k_blocks / 8}));
+            if (splits >= 2) return finish(64, splits, false);
         }
     }
-    return best;
+    return finish(best_n, 1, false);
 }
 
 }  // namespace dg::heuristics

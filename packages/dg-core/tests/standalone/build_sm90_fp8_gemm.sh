@@ -14,7 +14,8 @@ build_one() {
     name="$(echo "$inst" | sed 's/[^A-Za-z0-9]/_/g')"
     [ -f "$out/cubin/$name.cubin" ] && return 0
     src="$(mktemp --suffix=.cu)"
-    printf '#include <dg_core/impls/sm90_fp8_gemm_1d2d.cuh>\nstatic void* dg_kernel_instance() { return reinterpret_cast<void*>(&%s); }\n' "$inst" > "$src"
+    case "$inst" in *1d1d*) hdr=sm90_fp8_gemm_1d1d.cuh ;; *) hdr=sm90_fp8_gemm_1d2d.cuh ;; esac
+    printf '#include <dg_core/impls/%s>\nstatic void* dg_kernel_instance() { return reinterpret_cast<void*>(&%s); }\n' "$hdr" "$inst" > "$src"
     "$NVCC" -std=c++20 -O3 -gencode=arch=compute_90a,code=sm_90a -cubin -I"$inc" -diag-suppress 177 "$src" \
         -o "$out/cubin/$name.cubin" -Xptxas -v 2> "$out/cubin/$name.log" || { cat "$out/cubin/$name.log"; exit 1; }
     rm -f "$src"

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,7 @@ struct Case {
     int block_n = 0;   // 0: heuristic
     int cluster = -1;  // -1: heuristic
     int splits = 0;    // 0: heuristic
+    bool d1 = false;   // 1D1D recipe (FP32 D += A B^T) instead of 1D2D
     int head_l = 0, head_m = 0, head_r = 0;
 };
 static Case mk(int m, int n, int k, int bn = 0, int cl = -1, int sp = 0, int hl = 0, int hm = 0, int hr = 0) {
@@ -77,6 +79,13 @@ static std::string instance_1d2d(const Sm90Fp8Config& c) {
     return b;
 }
 
+static std::string instance_1d1d(const Sm90Fp8Config& c) {
+    char b[256];
+    std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d1d_impl<%d, %d, %d, %d, %d, %d>", c.block_m, c.block_n, c.stages,
+                  c.cluster_m, c.chunk_n, c.group_m);
+    return b;
+}
+
 static std::string sanitise(const std::string& s) {
     std::string o;
     for (char ch : s) o += (std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_');
@@ -85,13 +94,13 @@ static std::string sanitise(const std::string& s) {
 
 static Sm90Fp8Config config_for(const Case& cs, int sms, int smem) {
     using namespace dg::heuristics;
-    Sm90Fp8Config c = choose_sm90_fp8_config(Sm90Fp8Kind::k1D2D, cs.m, cs.n, cs.k, sms, smem, cs.head_l, cs.head_r);
+    const Sm90Fp8Kind kind = cs.d1 ? Sm90Fp8Kind::k1D1D : Sm90Fp8Kind::k1D2D;
+    Sm90Fp8Config c = choose_sm90_fp8_config(kind, cs.m, cs.n, cs.k, sms, smem, cs.head_l, cs.head_r);
     if (cs.block_n > 0 && cs.block_n != c.block_n) {
         c.block_n = cs.block_n;
-        c.chunk_n = pick_chunk_n(Sm90Fp8Kind::k1D2D, c.block_n, cs.head_l, cs.head_r);
-        c.stages = kMaxStages;
-        while (c.stages > 2 && sm90_fp8_smem_bytes(Sm90Fp8Kind::k1D2D, c.block_m, c.block_n, c.stages) > smem) --c.stages;
-        c.smem_bytes = sm90_fp8_smem_bytes(Sm90Fp8Kind::k1D2D, c.block_m, c.block_n, c.stages);
+        c.chunk_n = pick_chunk_n(kind, c.block_n, cs.head_l, cs.head_r);
+        c.stages = max_stages_for(kind, c.block_m, c.block_n, cs.k, smem);
+        c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages);
         const int64_t tiles = int64_t(ceil_div_i(cs.m, c.block_m)) * ceil_div_i(cs.n, c.block_n);
         c.num_ctas = static_cast<int>(std::min<int64_t>(tiles, sms));
     }
@@ -129,6 +138,13 @@ static std::vector<Case> make_cases(bool sweep) {
     cs.push_back(mk(64, 2112, 7168, 64, 1, 4));                  // forced split-K edge cases
     cs.push_back(mk(7, 576, 7168, 128, 1, 7));
     cs.push_back(mk(129, 2112, 1664, 128, 1, 5));
+    // 1D1D (weight-gradient style, FP32 D += A B^T): seed-like and edge shapes, split-K included.
+    for (auto [m, n, k, sp] : {std::tuple{2112, 4096, 4096, 0}, {7168, 4096, 2048, 0}, {576, 4096, 4096, 0},
+                               {129, 2112, 7168, 0}, {64, 576, 7168, 0}, {65, 2112, 7168, 3}, {4097, 576, 256, 0}}) {
+        Case c = mk(m, n, k, 0, -1, sp);
+        c.d1 = true;
+        cs.push_back(c);
+    }
     if (sweep) {
         for (int m : {64, 128})
             for (auto& p : nk)
@@ -160,14 +176,21 @@ __global__ void fill_scale(float* p, size_t count, unsigned long long seed) {
         p[i] = (0.25f + u) * 1e-3f;
     }
 }
+__global__ void fill_f32(float* p, size_t count, unsigned long long seed) {
+    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
+        const float u = (hash32(seed * 0x9E3779B97F4A7C15ull + i) & 0xFFFFFF) / float(0x1000000);
+        p[i] = (u * 2.0f - 1.0f) * 32.0f;
+    }
+}
 __global__ void fill_u16(unsigned short* p, size_t count, unsigned short v) {
     for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) p[i] = v;
 }
 
 // ref[i, j] = sum_kb sfa[kb][i] * sfb[j/128][kb] * sum_{k in kb} a[i,k] b[j,k]; 64x64 outputs per block.
+// sfb_pitch == 0: 1D2D SFB [ceil(N/128)][nkb] row-major; else 1D1D SFB MN-major [nkb][sfb_pitch]. c: optional FP32 C.
 __global__ void __launch_bounds__(256) reference_1d2d(const __nv_fp8_e4m3* a, const float* sfa, int sfa_pitch,
                                                      const __nv_fp8_e4m3* b, const float* sfb, double* ref, int m,
-                                                     int n, int k) {
+                                                     int n, int k, int sfb_pitch = 0, const float* c = nullptr) {
     __shared__ float sa[64][129], sb[64][129];
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     const int i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
@@ -193,18 +216,22 @@ __global__ void __launch_bounds__(256) reference_1d2d(const __nv_fp8_e4m3* a, co
             for (int y = 0; y < 4; ++y) {
                 const int i = i0 + ty + 16 * x, j = j0 + tx + 16 * y;
                 if (i < m && j < n)
-                    acc[x][y] += double(part[x][y]) * double(sfa[size_t(kb) * sfa_pitch + i]) * double(sfb[size_t(j / 128) * nkb + kb]);
+                    acc[x][y] += double(part[x][y]) * double(sfa[size_t(kb) * sfa_pitch + i]) *
+                                 double(sfb_pitch ? sfb[size_t(kb) * sfb_pitch + j] : sfb[size_t(j / 128) * nkb + kb]);
             }
     }
     for (int x = 0; x < 4; ++x)
         for (int y = 0; y < 4; ++y) {
             const int i = i0 + ty + 16 * x, j = j0 + tx + 16 * y;
-            if (i < m && j < n) ref[size_t(i) * n + j] = acc[x][y];
+            if (i < m && j < n) ref[size_t(i) * n + j] = acc[x][y] + (c ? double(c[size_t(i) * n + j]) : 0.0);
         }
 }
 
 // Per 128x128 tile: max |d - ref|, max |ref|, NaN count; global sums for calc_diff.
-__global__ void compare(const __nv_bfloat16* d, int ldd, const double* ref, int m, int n, int hl, int hm, int hr,
+__device__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ float to_f32(float v) { return v; }
+template <typename T>
+__global__ void compare(const T* d, int ldd, const double* ref, int m, int n, int hl, int hm, int hr,
                         double* sums, float* tile_err, int* nan_count) {
     __shared__ float s_err[256], s_ref[256];
     const int tm = blockIdx.y, tn = blockIdx.x;
@@ -215,7 +242,7 @@ __global__ void compare(const __nv_bfloat16* d, int ldd, const double* ref, int 
         const int i = tm * 128 + t / 128, j = tn * 128 + t % 128;
         if (i >= m || j >= n) continue;
         const int jo = hm ? j + ((j + hr) / (hl + hr)) * hm : j;
-        const float x = __bfloat162float(d[size_t(i) * ldd + jo]);
+        const float x = to_f32(d[size_t(i) * ldd + jo]);
         const double y = ref[size_t(i) * n + j];
         if (!(fabsf(x) <= 3.0e38f)) { ++nans; continue; }
         e = fmaxf(e, fabsf(float(x - y)));
@@ -281,6 +308,97 @@ static CUfunction load_kernel(const std::string& dir, const std::string& inst) {
     return f[0];
 }
 
+struct Ctx {
+    void* flush;
+    size_t flush_bytes;
+    cudaEvent_t e0, e1;
+    double* sums;
+    int* nan_count;
+    float* tile_err;
+};
+
+// 1D1D: D (FP32) starts as random C; the kernel adds A B^T. Checked once, then timed (each timed run adds
+// again, so the time is measured on a copy-free D += A B^T loop).
+static bool run_1d1d(const Case& cs, const Sm90Fp8Config& c, CUfunction fn, Ctx& x, unsigned long long& seed, double& us,
+                     double& diff, float& worst, int& nans, int& ctas) {
+    const int m = cs.m, n = cs.n, k = cs.k, nkb = (k + 127) / 128, pa = (m + 3) / 4 * 4, pb = (n + 3) / 4 * 4;
+    __nv_fp8_e4m3 *a, *b;
+    float *sfa, *sfb, *d, *cin;
+    double* ref;
+    CK(cudaMalloc(&a, size_t(m) * k));
+    CK(cudaMalloc(&b, size_t(n) * k));
+    CK(cudaMalloc(&sfa, size_t(pa) * nkb * 4));
+    CK(cudaMalloc(&sfb, size_t(pb) * nkb * 4));
+    CK(cudaMalloc(&d, size_t(m) * n * 4));
+    CK(cudaMalloc(&cin, size_t(m) * n * 4));
+    CK(cudaMalloc(&ref, size_t(m) * n * 8));
+    fill_fp8<<<1024, 256>>>(a, size_t(m) * k, seed++);
+    fill_fp8<<<1024, 256>>>(b, size_t(n) * k, seed++);
+    fill_scale<<<256, 256>>>(sfa, size_t(pa) * nkb, seed++);
+    fill_scale<<<256, 256>>>(sfb, size_t(pb) * nkb, seed++);
+    fill_f32<<<1024, 256>>>(cin, size_t(m) * n, seed++);
+    CK(cudaMemcpy(d, cin, size_t(m) * n * 4, cudaMemcpyDeviceToDevice));
+    CUtensorMap ta = tmap2d(a, CU_TENSOR_MAP_DATA_TYPE_UINT8, k, m, k, 128, c.block_m, 128);
+    CUtensorMap tb = tmap2d(b, CU_TENSOR_MAP_DATA_TYPE_UINT8, k, n, k, 128, c.block_n / c.cluster_m, 128);
+    CUtensorMap tsfa = tmap2d(sfa, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, m, nkb, size_t(pa) * 4, c.block_m, 1, 0);
+    CUtensorMap tsfb = tmap2d(sfb, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, n, nkb, size_t(pb) * 4, c.block_n, 1, 0);
+    const int sw = c.chunk_n * 4 >= 32 ? c.chunk_n * 4 : 0;
+    CUtensorMap td = tmap2d(d, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, n, m, size_t(n) * 4, c.chunk_n, 64, sw);
+    unsigned int um = m, un = n, uk = k, usp = c.num_splits;
+    void* params[] = {&ta, &tb, &tsfa, &tsfb, &td, &um, &un, &uk, &usp};
+    CU(DRV(cuFuncSetAttribute)(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, c.smem_bytes));
+    CUlaunchAttribute attr[1];
+    attr[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr[0].value.clusterDim.x = c.cluster_m;
+    attr[0].value.clusterDim.y = 1;
+    attr[0].value.clusterDim.z = 1;
+    CUlaunchConfig lc{};
+    lc.gridDimX = c.num_ctas; lc.gridDimY = 1; lc.gridDimZ = 1;
+    lc.blockDimX = c.threads; lc.blockDimY = 1; lc.blockDimZ = 1;
+    lc.sharedMemBytes = c.smem_bytes;
+    lc.attrs = attr;
+    lc.numAttrs = 1;
+    if (c.cluster_m > 1) {
+        int max_clusters = 0;
+        CU(DRV(cuOccupancyMaxActiveClusters)(&max_clusters, fn, &lc));
+        if (max_clusters > 0 && lc.gridDimX > unsigned(max_clusters) * c.cluster_m) lc.gridDimX = max_clusters * c.cluster_m;
+    }
+    ctas = lc.gridDimX;
+    CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
+    CK(cudaGetLastError());
+    CK(cudaDeviceSynchronize());
+    reference_1d2d<<<dim3((n + 63) / 64, (m + 63) / 64), 256>>>(a, sfa, pa, b, sfb, ref, m, n, k, pb, cin);
+    CK(cudaMemset(x.sums, 0, 3 * sizeof(double)));
+    CK(cudaMemset(x.nan_count, 0, 2 * sizeof(int)));
+    const dim3 tg((n + 127) / 128, (m + 127) / 128);
+    compare<float><<<tg, 256>>>(d, n, ref, m, n, 0, 0, 0, x.sums, x.tile_err, x.nan_count);
+    CK(cudaDeviceSynchronize());
+    double hs[3];
+    int hn[2];
+    std::vector<float> te(size_t(tg.x) * tg.y);
+    CK(cudaMemcpy(hs, x.sums, sizeof(hs), cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(hn, x.nan_count, sizeof(hn), cudaMemcpyDeviceToHost));
+    CK(cudaMemcpy(te.data(), x.tile_err, te.size() * 4, cudaMemcpyDeviceToHost));
+    diff = 1.0 - 2.0 * hs[0] / std::max(hs[1] + hs[2], 1e-300);
+    worst = *std::max_element(te.begin(), te.end());
+    nans = hn[0];
+    std::vector<float> ts;
+    for (int rep = 0; rep < 22; ++rep) {
+        CK(cudaMemsetAsync(x.flush, rep, x.flush_bytes));
+        CK(cudaEventRecord(x.e0));
+        CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
+        CK(cudaEventRecord(x.e1));
+        CK(cudaEventSynchronize(x.e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, x.e0, x.e1));
+        if (rep >= 2) ts.push_back(ms * 1000.0f);
+    }
+    std::sort(ts.begin(), ts.end());
+    us = ts[ts.size() / 2];
+    CK(cudaFree(a)); CK(cudaFree(b)); CK(cudaFree(sfa)); CK(cudaFree(sfb)); CK(cudaFree(d)); CK(cudaFree(cin)); CK(cudaFree(ref));
+    return nans == 0 && diff < 1e-3 && worst < 1e-2;
+}
+
 int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: %s list <sms> <smem> [sweep] | run <cubin_dir> [sweep]\n", argv[0]);
@@ -292,7 +410,7 @@ int main(int argc, char** argv) {
         const bool sweep = argc > 4;
         std::map<std::string, int> seen;
         for (auto& c : make_cases(sweep)) {
-            const std::string inst = instance_1d2d(config_for(c, sms, smem));
+            const std::string inst = c.d1 ? instance_1d1d(config_for(c, sms, smem)) : instance_1d2d(config_for(c, sms, smem));
             if (!seen[inst]++) std::printf("%s\n", inst.c_str());
         }
         return 0;
@@ -330,9 +448,26 @@ int main(int argc, char** argv) {
                 "check");
     for (auto& cs : make_cases(sweep)) {
         const Sm90Fp8Config c = config_for(cs, sms, smem);
-        const std::string inst = instance_1d2d(c);
+        const std::string inst = cs.d1 ? instance_1d1d(c) : instance_1d2d(c);
         CUfunction fn = load_kernel(dir, inst);
         if (!fn) { ++failures; continue; }
+        if (cs.d1) {
+            Ctx x{flush, flush_bytes, e0, e1, sums, nan_count, tile_err};
+            double us, diff;
+            float worst;
+            int nans, ctas;
+            const bool ok = run_1d1d(cs, c, fn, x, seed, us, diff, worst, nans, ctas);
+            failures += !ok;
+            char cfg[128];
+            std::snprintf(cfg, sizeof(cfg), "1D1D bm%d bn%d st%d cl%d ch%d sp%d ctas%d", c.block_m, c.block_n, c.stages,
+                          c.cluster_m, c.chunk_n, c.num_splits, ctas);
+            const double bytes = double(cs.m) * cs.k + double(cs.n) * cs.k + double(cs.m) * cs.n * 8;
+            std::printf("%6d %6d %6d | %-58s | %9.1f %8.1f %9.1f %7.1e | %s%s\n", cs.m, cs.n, cs.k, cfg, us,
+                        2.0 * cs.m * cs.n * cs.k / us / 1e6, bytes / us / 1e3, diff, ok ? "ok" : "FAIL",
+                        ok ? "" : (" nan=" + std::to_string(nans) + " tile=" + std::to_string(worst)).c_str());
+            std::fflush(stdout);
+            continue;
+        }
         const int m = cs.m, n = cs.n, k = cs.k, nkb = (k + 127) / 128, pitch = (m + 3) / 4 * 4;
         const bool heads = cs.head_m > 0;
         const int n_out = heads ? n + (n / (cs.head_l + cs.head_r)) * cs.head_m : n;
@@ -398,7 +533,7 @@ int main(int argc, char** argv) {
         CK(cudaMemset(sums, 0, 3 * sizeof(double)));
         CK(cudaMemset(nan_count, 0, 2 * sizeof(int)));
         const dim3 tg((n + 127) / 128, (m + 127) / 128);
-        compare<<<tg, 256>>>(d, n_out, ref, m, n, cs.head_l, cs.head_m, cs.head_r, sums, tile_err, nan_count);
+        compare<__nv_bfloat16><<<tg, 256>>>(d, n_out, ref, m, n, cs.head_l, cs.head_m, cs.head_r, sums, tile_err, nan_count);
         if (heads)
             check_gaps<<<1024, 256>>>(reinterpret_cast<unsigned short*>(d), n_out, m, n_out, cs.head_l, cs.head_m,
                                       cs.head_r, poison, nan_count + 1);
@@ -431,7 +566,7 @@ int main(int argc, char** argv) {
         CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
         CK(cudaMemset(sums, 0, 3 * sizeof(double)));
         CK(cudaMemset(nan_count, 0, 2 * sizeof(int)));
-        compare<<<tg, 256>>>(d, n_out, ref, m, n, cs.head_l, cs.head_m, cs.head_r, sums, tile_err, nan_count);
+        compare<__nv_bfloat16><<<tg, 256>>>(d, n_out, ref, m, n, cs.head_l, cs.head_m, cs.head_r, sums, tile_err, nan_count);
         CK(cudaDeviceSynchronize());
         CK(cudaMemcpy(hs, sums, sizeof(hs), cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(hn, nan_count, sizeof(hn), cudaMemcpyDeviceToHost));

@@ -27,10 +27,11 @@ BLOCK_KV = 64
 # Query rows (query x head) of a non-paged query group: the N of its wgmma (128 or 256). NOTE: 256 reads each key
 # tile from shared memory once for twice the work, at 128 accumulator registers per math thread.
 Q_ROWS = 256
-NUM_STAGES = 8
+# Key-tile stages: as many as fit in SMEM_BUDGET, at most MAX_STAGES. NOTE: the paged kernel is bound by HBM
+# bandwidth, and the bytes in flight per SM (stages x 64 x D) are what hides the memory latency.
+MAX_STAGES = 16
+SMEM_BUDGET = 200 * 1024
 METADATA_THREADS = 512
-# Bytes of mbarriers the kernels reserve: 2 per stage, 4 for the two query slots, rounded up.
-_BARRIER_BYTES = 8 * (2 * NUM_STAGES + 4)
 
 
 def include_dir() -> str:
@@ -39,12 +40,21 @@ def include_dir() -> str:
     return jit.package_include_dir("dg.indexer")
 
 
-def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages: int = NUM_STAGES) -> int:
-    """Dynamic shared memory of both logits kernels (layout in the kernels' header cards)."""
+def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages: int) -> int:
+    """Dynamic shared memory of both logits kernels (layout in sm90_mqa_logits_common.cuh, MqaLayout)."""
     q_slot = q_rows * head_dim
     k_stage = BLOCK_KV * head_dim
     w_slot = num_queries * heads * 4
-    return 2 * q_slot + stages * k_stage + 2 * w_slot + 8 * (2 * stages + 4)
+    scale_stage = BLOCK_KV * 4
+    flags = (stages * 4 + 15) // 16 * 16
+    return 2 * q_slot + stages * (k_stage + scale_stage) + 2 * w_slot + flags + 8 * (2 * stages + 4)
+
+
+def num_stages(q_rows: int, head_dim: int, heads: int, num_queries: int) -> int:
+    stages = MAX_STAGES
+    while stages > 2 and smem_bytes(q_rows, head_dim, heads, num_queries, stages) > SMEM_BUDGET:
+        stages -= 1
+    return stages
 
 
 @dataclass(frozen=True)
@@ -53,27 +63,32 @@ class KernelSpec:
     include: str
     kernel: str
     signature: tuple[str, ...]
+    stages: int = 0  # key-tile stages of the logits kernels (0 for the metadata kernel)
 
 
 def mqa_logits_spec(heads: int, head_dim: int) -> KernelSpec:
+    stages = num_stages(Q_ROWS, head_dim, heads, Q_ROWS // heads)
     return KernelSpec(
         name="sm90_fp8_mqa_logits",
         include="dg_indexer/impls/sm90_fp8_mqa_logits.cuh",
-        kernel=f"dg::indexer::sm90_fp8_mqa_logits_impl<{heads}, {head_dim}, {Q_ROWS}, {NUM_STAGES}>",
-        # q map, k map, weights map, k_scale, ks, ke, out, seq_len, seq_len_kv, out row stride, clean
-        signature=("tmap", "tmap", "tmap", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u64", "u32"),
+        kernel=f"dg::indexer::sm90_fp8_mqa_logits_impl<{heads}, {head_dim}, {Q_ROWS}, {stages}>",
+        # q map, k map, weights map, k_scale map, ks, ke, out, seq_len, seq_len_kv, out row stride, clean
+        signature=("tmap", "tmap", "tmap", "tmap", "ptr", "ptr", "ptr", "u32", "u32", "u64", "u32"),
+        stages=stages,
     )
 
 
 def paged_mqa_logits_spec(next_n: int, heads: int, head_dim: int) -> KernelSpec:
+    stages = num_stages(next_n * heads, head_dim, heads, next_n)
     return KernelSpec(
         name="sm90_fp8_paged_mqa_logits",
         include="dg_indexer/impls/sm90_fp8_paged_mqa_logits.cuh",
-        kernel=f"dg::indexer::sm90_fp8_paged_mqa_logits_impl<{next_n}, {heads}, {head_dim}, {NUM_STAGES}>",
-        # q map, kv map, weights map, kv_cache base, block pitch, num_blocks, context_lens, block_table,
-        # table row pitch, table width, schedule_meta, out, out row stride, batch, max_context_len, clean
-        signature=("tmap", "tmap", "tmap", "ptr", "u64", "u32", "ptr", "ptr", "u64", "u32", "ptr", "ptr", "u64",
-                   "u32", "u32", "u32"),
+        kernel=f"dg::indexer::sm90_fp8_paged_mqa_logits_impl<{next_n}, {heads}, {head_dim}, {stages}>",
+        # q map, kv map, weights map, scale map, num_blocks, context_lens, block_table, table row pitch, table width,
+        # schedule_meta, out, out row stride, batch, max_context_len, clean
+        signature=("tmap", "tmap", "tmap", "tmap", "u32", "ptr", "ptr", "u64", "u32", "ptr", "ptr", "u64", "u32",
+                   "u32", "u32"),
+        stages=stages,
     )
 
 
@@ -105,16 +120,18 @@ def compile_spec(spec: KernelSpec, arch: str | None = None):
                        signature=spec.signature, arch=arch)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel_for(spec: KernelSpec, arch: str | None = None):
     return compile_spec(spec, arch)
 
 
 def tensor_map(t: torch.Tensor, dims: tuple[int, ...], strides_bytes: tuple[int, ...], box: tuple[int, ...],
-               swizzle: int):
-    """A TMA descriptor over ``t`` (dims and box innermost first, byte strides of dims 1..)."""
-    return _tensor_map_cached(t.data_ptr(), str(t.dtype).removeprefix("torch."), tuple(dims), tuple(strides_bytes),
-                              tuple(box), swizzle)
+               swizzle: int, byte_offset: int = 0, dtype: torch.dtype | None = None):
+    """A TMA descriptor over ``t`` (dims and box innermost first, byte strides of dims 1..), optionally starting
+    ``byte_offset`` bytes into it and reading elements of ``dtype`` (default: the tensor's)."""
+    name = str(dtype or t.dtype).removeprefix("torch.")
+    return _tensor_map_cached(t.data_ptr() + byte_offset, name, tuple(dims), tuple(strides_bytes), tuple(box),
+                              swizzle)
 
 
 # NOTE: a descriptor is a pure function of these values (address, type, extents, box, swizzle), so memoising it is

@@ -110,7 +110,7 @@ def fp8_mqa_logits(
     if seq_len == 0 or seq_len_kv == 0:
         return out
 
-    for name, x in (("q", q), ("kv[0]", k), ("weights", weights)):
+    for name, x in (("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights)):
         chk.aligned(name, x)
     _jit.require_sm90("q", device)
     with torch.cuda.device(device):
@@ -121,11 +121,14 @@ def fp8_mqa_logits(
                                 swizzle=dim)
         k_map = _jit.tensor_map(k, (dim, seq_len_kv), (dim,), (dim, _jit.BLOCK_KV), swizzle=dim)
         w_map = _jit.tensor_map(weights, (heads, seq_len), (heads * 4,), (heads, queries_per_block), swizzle=0)
+        # NOTE: the scales as a [1, S_kv] matrix: one 64-wide box per key tile (the row pitch is never used).
+        s_map = _jit.tensor_map(k_scale, (seq_len_kv, 1), (_align(seq_len_kv * 4, 16),), (_jit.BLOCK_KV, 1),
+                                swizzle=0)
         num_blocks = (seq_len + queries_per_block - 1) // queries_per_block
         grid = min(_jit.num_sms(device), num_blocks)
-        smem = _jit.smem_bytes(_jit.Q_ROWS, dim, heads, queries_per_block)
+        smem = _jit.smem_bytes(_jit.Q_ROWS, dim, heads, queries_per_block, spec.stages)
         kernel.launch(grid=(grid, 1, 1), block=(_jit.NUM_THREADS, 1, 1),
-                      args=(q_map, k_map, w_map, k_scale, ks, ke, out, seq_len, seq_len_kv, buffer.stride(0),
+                      args=(q_map, k_map, w_map, s_map, ks, ke, out, seq_len, seq_len_kv, buffer.stride(0),
                             int(clean_logits)),
                       smem=smem)
     return out

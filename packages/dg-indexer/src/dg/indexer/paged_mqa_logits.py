@@ -195,10 +195,13 @@ def fp8_paged_mqa_logits(
         kv_map = _jit.tensor_map(kv_cache, (dim, BLOCK_KV, num_blocks), (dim, pitch), (dim, BLOCK_KV, 1),
                                  swizzle=dim)
         w_map = _jit.tensor_map(weights, (heads, rows), (heads * 4,), (heads, next_n), swizzle=0)
+        # The 64 FP32 scales at byte 64 * D of every block, as a (64, num_blocks) matrix with the block pitch.
+        s_map = _jit.tensor_map(kv_cache, (BLOCK_KV, num_blocks), (pitch,), (BLOCK_KV, 1), swizzle=0,
+                                byte_offset=BLOCK_KV * dim, dtype=torch.float32)
         grid = schedule_meta.shape[0] - 1
-        smem = _jit.smem_bytes(next_n * heads, dim, heads, next_n)
+        smem = _jit.smem_bytes(next_n * heads, dim, heads, next_n, spec.stages)
         kernel.launch(grid=(grid, 1, 1), block=(_jit.NUM_THREADS, 1, 1),
-                      args=(q_map, kv_map, w_map, kv_cache, pitch, num_blocks, context_lens, block_table,
+                      args=(q_map, kv_map, w_map, s_map, num_blocks, context_lens, block_table,
                             block_table.stride(0), block_table.shape[1], schedule_meta, out, buffer.stride(0),
                             batch, max_context_len, int(clean_logits)),
                       smem=smem)

@@ -2,8 +2,8 @@
 //
 // Computes, for every query i and key j with ks[i] <= j < ke[i]:
 //     out[i, j] = k_scale[j] * sum_h w[i, h] * max(0, <q[i, h, :], k[j, :]>)
-// q FP8 e4m3 [S, H, D] (no scale), k FP8 e4m3 [S_kv, D] with an FP32 scale per key, w FP32 [S, H], FP32 out
-// with row pitch `out_stride` elements. With `clean` set, every other position of the S x S_kv output is -inf,
+// q FP8 e4m3 [S, H, D] (no scale), k FP8 e4m3 [S_kv, D] with an FP32 scale per key (s_map: a [1, S_kv] map),
+// w FP32 [S, H], FP32 out with row pitch `out_stride` elements. With `clean` set, every other position of the S x S_kv output is -inf,
 // written by the same CTA (no separate pass, no extra read of the output).
 //
 // Work: a query group is kNumQ = kQRows / H consecutive queries (kQRows = 128 or 256 Q rows, one wgmma N).
@@ -57,7 +57,7 @@ struct GroupRange {
 template <unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kQRows, unsigned int kNumStages>
 __global__ void __launch_bounds__(kNumThreads, 1)
     sm90_fp8_mqa_logits_impl(const __grid_constant__ TensorMap q_map, const __grid_constant__ TensorMap k_map,
-                             const __grid_constant__ TensorMap w_map, const float* __restrict__ k_scale,
+                             const __grid_constant__ TensorMap w_map, const __grid_constant__ TensorMap s_map,
                              const int* __restrict__ ks, const int* __restrict__ ke, float* __restrict__ out,
                              unsigned int seq_len, unsigned int seq_len_kv, unsigned long long out_stride,
                              unsigned int clean) {
@@ -74,6 +74,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         ptx::tma_prefetch_descriptor(&q_map);
         ptx::tma_prefetch_descriptor(&k_map);
         ptx::tma_prefetch_descriptor(&w_map);
+        ptx::tma_prefetch_descriptor(&s_map);
         bars.init();
     }
     __syncthreads();
@@ -99,10 +100,13 @@ __global__ void __launch_bounds__(kNumThreads, 1)
                              static_cast<int>(q0));
             for (unsigned int t = 0; t < range.num_tiles; ++t, ++tile) {
                 const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
+                const int key = static_cast<int>(range.first_key + t * kBlockKV);
                 ptx::mbarrier_wait(bars.k_empty + stage, phase ^ 1);
-                ptx::mbarrier_arrive_expect_tx(bars.k_full + stage, Layout::kKStageBytes);
+                ptx::mbarrier_arrive_expect_tx(bars.k_full + stage, Layout::kStageTxBytes);
                 ptx::tma_load_2d(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &k_map, bars.k_full + stage,
-                                 0, static_cast<int>(range.first_key + t * kBlockKV));
+                                 0, key);
+                ptx::tma_load_2d(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes, &s_map,
+                                 bars.k_full + stage, key, 0);
             }
         }
         return;
@@ -131,10 +135,11 @@ __global__ void __launch_bounds__(kNumThreads, 1)
                 continue;
             const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
             const unsigned int key0 = range.first_key + t * kBlockKV + row0;
-            // NOTE: the scale loads are issued before the barrier wait so that their latency hides behind it.
-            const float scale0 = key0 < seq_len_kv ? __ldg(k_scale + key0) : 0.0f;
-            const float scale1 = key0 + 8 < seq_len_kv ? __ldg(k_scale + key0 + 8) : 0.0f;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
+            // Scales of keys past S_kv are zero-filled by TMA; those keys are never stored.
+            const float* stage_scales =
+                reinterpret_cast<const float*>(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes);
+            const float scale0 = stage_scales[row0], scale1 = stage_scales[row0 + 8];
             tile_mma<Layout::kQRows, kHeadDim>(smem + Layout::kKOffset + stage * Layout::kKStageBytes, q_rows, acc);
             ptx::mbarrier_arrive(bars.k_empty + stage);
 

@@ -3,8 +3,9 @@
 // Computes, for sequence b, query r < next_n (output row R = b * next_n + r), L = context_lens[b] and every
 // position j <= last = L - next_n + r:
 //     out[R, j] = scale(blk, t) * sum_h w[R, h] * max(0, <q[b, r, h, :], kvec(blk, t)>)
-// with blk = block_table[b, j / 64], t = j % 64. The fused KV cache block (pitch `block_pitch` bytes) holds the
-// 64 FP8 token vectors (token t at byte t * D) and then the 64 FP32 scales (byte 64 * D + 4 * t). With `clean`
+// with blk = block_table[b, j / 64], t = j % 64. The fused KV cache block holds the 64 FP8 token vectors (token t
+// at byte t * D) and then the 64 FP32 scales (byte 64 * D + 4 * t): kv_map views the vectors as (D, 64, blocks),
+// s_map the scales as (64, blocks), both with the block pitch as the outer stride. With `clean`
 // set, every position j > last of the row (up to max_context_len) is -inf, written by this kernel.
 //
 // Work split: schedule_meta (from smxx_paged_mqa_logits_metadata) gives CTA c the (batch, 256-token split)
@@ -17,7 +18,8 @@
 // Guards (bad values never cause an out-of-bounds access or an endless loop): L is clamped to
 // [0, min(max_context_len, 64 * table_width)]; schedule rows are clamped to [0, B]; the item walk advances the
 // batch index on every segment; a block id outside [0, num_blocks) is loaded as an out-of-bounds TMA box (zero
-// fill) and its tokens get NaN logits, as do positions j <= last that the clamped length excludes.
+// fill), flagged in shared memory, and its tokens get NaN logits, as do positions j <= last that the clamped
+// length excludes.
 #pragma once
 
 #include "sm90_mqa_logits_common.cuh"
@@ -104,8 +106,8 @@ DG_DEVICE void fill_tail(float* row, unsigned int from, unsigned int max_context
 template <unsigned int kNextN, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages>
 __global__ void __launch_bounds__(kNumThreads, 1)
     sm90_fp8_paged_mqa_logits_impl(const __grid_constant__ TensorMap q_map, const __grid_constant__ TensorMap kv_map,
-                                   const __grid_constant__ TensorMap w_map, const unsigned char* __restrict__ kv_cache,
-                                   unsigned long long block_pitch, unsigned int num_blocks,
+                                   const __grid_constant__ TensorMap w_map, const __grid_constant__ TensorMap s_map,
+                                   unsigned int num_blocks,
                                    const int* __restrict__ context_lens, const int* __restrict__ block_table,
                                    unsigned long long table_stride, unsigned int table_width,
                                    const int* __restrict__ schedule_meta, float* __restrict__ out,
@@ -123,6 +125,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         ptx::tma_prefetch_descriptor(&q_map);
         ptx::tma_prefetch_descriptor(&kv_map);
         ptx::tma_prefetch_descriptor(&w_map);
+        ptx::tma_prefetch_descriptor(&s_map);
         bars.init();
     }
     __syncthreads();
@@ -131,32 +134,51 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     const unsigned int role = warpgroup_idx_sync();
 
     if (role == kTmaWarpgroup) {
-        // Step: producer. One elected lane of the first warp issues every load; the other warps retire.
+        // Step: producer. The first warp walks the work; each lane fetches one of the next 32 block ids, so the
+        // table read is one coalesced load per 32 tiles instead of a dependent load per tile. Lane 0 issues
+        // every TMA load; the other warps retire.
         ptx::setmaxnreg_dec<kTmaRegisters>();
-        if (warp_idx_sync() != 0 || !elect_one_sync())
+        if (warp_idx_sync() != 0)
             return;
+        const unsigned int lane = lane_idx();
+        int* stage_ok = reinterpret_cast<int*>(smem + Layout::kFlagOffset);
         PagedWalker walker(schedule_meta, batch);
         PagedSegment seg;
         unsigned int tile = 0, iter = 0;
         while (walker.next(params, seg)) {
             const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
             ptx::mbarrier_wait(bars.q_empty + slot, parity ^ 1);
-            ptx::mbarrier_arrive_expect_tx(bars.q_full + slot, Layout::kQSlotBytes + Layout::kWSlotBytes);
-            ptx::tma_load_2d(smem + Layout::kQOffset + slot * Layout::kQSlotBytes, &q_map, bars.q_full + slot, 0,
-                             static_cast<int>(seg.b * kNextN * kNumHeads));
-            ptx::tma_load_2d(smem + Layout::kWOffset + slot * Layout::kWSlotBytes, &w_map, bars.q_full + slot, 0,
-                             static_cast<int>(seg.b * kNextN));
+            if (lane == 0) {
+                ptx::mbarrier_arrive_expect_tx(bars.q_full + slot, Layout::kQSlotBytes + Layout::kWSlotBytes);
+                ptx::tma_load_2d(smem + Layout::kQOffset + slot * Layout::kQSlotBytes, &q_map, bars.q_full + slot, 0,
+                                 static_cast<int>(seg.b * kNextN * kNumHeads));
+                ptx::tma_load_2d(smem + Layout::kWOffset + slot * Layout::kWSlotBytes, &w_map, bars.q_full + slot, 0,
+                                 static_cast<int>(seg.b * kNextN));
+            }
+            __syncwarp();
             const int* table_row = block_table + seg.b * table_stride;
-            for (unsigned int blk = seg.blk_lo; blk < seg.blk_hi; ++blk, ++tile) {
-                const int id = __ldg(table_row + blk);
-                // NOTE: an invalid id becomes a box fully past the cache: TMA zero-fills it, nothing is read.
-                const int coord = (id >= 0 && static_cast<unsigned int>(id) < num_blocks) ? id
-                                                                                          : static_cast<int>(num_blocks);
-                const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
-                ptx::mbarrier_wait(bars.k_empty + stage, phase ^ 1);
-                ptx::mbarrier_arrive_expect_tx(bars.k_full + stage, Layout::kKStageBytes);
-                ptx::tma_load_3d(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &kv_map, bars.k_full + stage,
-                                 0, 0, coord);
+            for (unsigned int base = seg.blk_lo; base < seg.blk_hi; base += 32) {
+                const unsigned int count = min_of(32u, seg.blk_hi - base);
+                const int my_id = lane < count ? __ldg(table_row + base + lane) : -1;
+                for (unsigned int i = 0; i < count; ++i, ++tile) {
+                    const int id = __shfl_sync(0xffffffffu, my_id, i);
+                    const bool ok = id >= 0 && static_cast<unsigned int>(id) < num_blocks;
+                    // NOTE: an invalid id becomes a box fully past the cache: TMA zero-fills it, nothing is read.
+                    const int coord = ok ? id : static_cast<int>(num_blocks);
+                    const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
+                    ptx::mbarrier_wait(bars.k_empty + stage, phase ^ 1);
+                    if (lane == 0) {
+                        // NOTE: the flag store is ordered before the consumers' reads by the barrier's
+                        // arrive (release) and their wait (acquire).
+                        stage_ok[stage] = ok ? 1 : 0;
+                        ptx::mbarrier_arrive_expect_tx(bars.k_full + stage, Layout::kStageTxBytes);
+                        ptx::tma_load_3d(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &kv_map,
+                                         bars.k_full + stage, 0, 0, coord);
+                        ptx::tma_load_2d(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes, &s_map,
+                                         bars.k_full + stage, 0, coord);
+                    }
+                    __syncwarp();
+                }
             }
             ++iter;
         }
@@ -169,6 +191,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     const unsigned int math_tid = threadIdx.x - kMathWarpgroup0 * 128;  // 0 .. 255 over both warpgroups
     const unsigned int row0 = accum_row0();
     const float ninf = neg_inf(), nan = quiet_nan();
+    const int* stage_ok = reinterpret_cast<const int*>(smem + Layout::kFlagOffset);
     float acc[Layout::kQRows / 2];
     float sums[kNextN][2];
 
@@ -180,21 +203,19 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         const unsigned char* q_rows = smem + Layout::kQOffset + slot * Layout::kQSlotBytes;
         const float* w_slot = reinterpret_cast<const float*>(smem + Layout::kWOffset + slot * Layout::kWSlotBytes);
         const long long raw_len = __ldg(context_lens + seg.b);
-        const int* table_row = block_table + seg.b * table_stride;
         ptx::mbarrier_wait(bars.q_full + slot, parity);
 
         for (unsigned int blk = seg.blk_lo; blk < seg.blk_hi; ++blk, ++tile) {
             if (tile % kNumMathWarpgroups != math_idx)
                 continue;
             const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
-            const int id = __ldg(table_row + blk);
-            const bool id_ok = id >= 0 && static_cast<unsigned int>(id) < num_blocks;
-            // NOTE: the scale loads are issued before the barrier wait so that their latency hides behind it.
-            const float* scales = reinterpret_cast<const float*>(
-                kv_cache + (id_ok ? static_cast<unsigned long long>(id) : 0ull) * block_pitch + kBlockKV * kHeadDim);
-            const float scale0 = id_ok ? __ldg(scales + row0) : nan;
-            const float scale1 = id_ok ? __ldg(scales + row0 + 8) : nan;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
+            // An invalid block id was zero-filled: its tokens get NaN through the scale.
+            const float* stage_scales =
+                reinterpret_cast<const float*>(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes);
+            const bool id_ok = stage_ok[stage] != 0;
+            const float scale0 = id_ok ? stage_scales[row0] : nan;
+            const float scale1 = id_ok ? stage_scales[row0 + 8] : nan;
             tile_mma<Layout::kQRows, kHeadDim>(smem + Layout::kKOffset + stage * Layout::kKStageBytes, q_rows, acc);
             ptx::mbarrier_arrive(bars.k_empty + stage);
 

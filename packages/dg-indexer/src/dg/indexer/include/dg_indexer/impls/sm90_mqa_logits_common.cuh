@@ -11,14 +11,15 @@
 // lanes (the four lanes that share an accumulator row).
 //
 // Warp roles (384 threads):
-//     warpgroup 0  kTmaWarpgroup     one elected thread issues every TMA load; 40 registers per thread
+//     warpgroup 0  kTmaWarpgroup     its first warp walks the work and lane 0 issues every TMA load (the
+//                                    paged kernel's lanes fetch block ids); 40 registers per thread
 //     warpgroup 1  kMathWarpgroup0   tiles 0, 2, 4, ... of the CTA's tile sequence; 232 registers
 //     warpgroup 2  kMathWarpgroup1   tiles 1, 3, 5, ...
 // The two math warpgroups take turns: while one runs its ReLU-weighted head sum on the CUDA cores the other
 // one's wgmma keeps the tensor cores busy.
 //
 // Pipelines (producer -> consumer, arrive counts):
-//     k_full[s]   TMA (1 arrive + 64*D tx bytes)         -> math warpgroup owning the tile
+//     k_full[s]   TMA (1 arrive + 64*D + 256 tx bytes)   -> math warpgroup owning the tile (keys and scales)
 //     k_empty[s]  the owning math warpgroup (128 arrives) -> TMA
 //     q_full[i]   TMA (1 arrive + Q and weight bytes)     -> both math warpgroups           (i = 0, 1)
 //     q_empty[i]  both math warpgroups (256 arrives)      -> TMA
@@ -27,7 +28,10 @@
 //     [q slot 0 | q slot 1]          2 x kQRows * D        FP8 Q rows of one query group
 //     [k stage 0 .. kNumStages-1]    kNumStages x 64 * D   FP8 key tiles
 //     [w slot 0 | w slot 1]          2 x kNumQ * H * 4     FP32 weights of the query group
+//     [scale stage 0 .. S-1]         kNumStages x 256      FP32 scales of the 64 keys of each key stage
+//     [flag stage 0 .. S-1]          kNumStages x 4        paged: the stage's block id was valid (padded to 16)
 //     [barriers]                     (2 * kNumStages + 4) x 8
+// NOTE: scales come through TMA with their keys, so no math thread waits on a dependent global load per tile.
 // The host computes the same total (dg/indexer/_jit.py: smem_bytes); the kernels trap if launched with less.
 #pragma once
 
@@ -62,7 +66,12 @@ struct MqaLayout {
     static constexpr unsigned int kQOffset = 0;
     static constexpr unsigned int kKOffset = kQOffset + 2 * kQSlotBytes;
     static constexpr unsigned int kWOffset = kKOffset + kNumStages * kKStageBytes;
-    static constexpr unsigned int kBarrierOffset = kWOffset + 2 * kWSlotBytes;
+    static constexpr unsigned int kScaleStageBytes = kBlockKV * 4;
+    static constexpr unsigned int kScaleOffset = kWOffset + 2 * kWSlotBytes;
+    static constexpr unsigned int kFlagOffset = kScaleOffset + kNumStages * kScaleStageBytes;
+    static constexpr unsigned int kBarrierOffset = kFlagOffset + align_up(kNumStages * 4, 16u);
+    // Bytes one key stage's barrier waits for: the FP8 key tile and its 64 FP32 scales.
+    static constexpr unsigned int kStageTxBytes = kKStageBytes + kScaleStageBytes;
     static constexpr unsigned int kNumBarriers = 2 * kNumStages + 4;
     static constexpr unsigned int kSmemBytes = kBarrierOffset + 8 * kNumBarriers;
 

@@ -32,7 +32,7 @@ __device__ __forceinline__ float max_nan(float a, float b) {
 // Smallest power of two >= |x| (2^ceil(log2|x|)), from the IEEE bits: exact for every input.
 // 0 -> 0, inf -> inf, NaN -> NaN, overflow past 2^127 -> inf, subnormals -> the next power of two.
 __device__ __forceinline__ float ceil_pow2(float x) {
-    unsigned int bits = __float_as_uint(x) & 0x7fffffffu;
+    const unsigned int bits = __float_as_uint(x) & 0x7fffffffu;
     const unsigned int exponent = bits >> 23;
     const unsigned int mantissa = bits & 0x7fffffu;
     if (exponent == 0xffu)
@@ -54,29 +54,55 @@ __device__ __forceinline__ float fp8_scale(float amax, bool use_ue8m0) {
     return use_ue8m0 ? ceil_pow2(scale) : scale;
 }
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-// Load kChunk elements starting at `src` into `v`; `n_valid` of them exist (the rest read as 0, matching the
-// reference's zero padding). `vec_ok` promises `src` is 16-byte aligned.
+// One lane's kChunk input elements kept as raw 32-bit words (BF16: two per word), so a thread can hold a large
+// tile in few registers; get(i) decodes element i exactly (BF16 -> FP32 is a 16-bit shift).
 template <typename T>
-__device__ __forceinline__ void load_chunk(const T* src, long long n_valid, bool vec_ok, float (&v)[kChunk]) {
+struct RawChunk {
     static_assert(sizeof(T) == 2 || sizeof(T) == 4, "inputs are BF16 or FP32");
-    constexpr int kPerVec = 16 / static_cast<int>(sizeof(T));
+    static constexpr int kWords = kChunk * static_cast<int>(sizeof(T)) / 4;
+    unsigned int w[kWords];
+
+    __device__ __forceinline__ float get(int i) const {
+        if constexpr (sizeof(T) == 4)
+            return __uint_as_float(w[i]);
+        else
+            return __uint_as_float(i % 2 == 0 ? w[i / 2] << 16 : w[i / 2] & 0xffff0000u);
+    }
+};
+
+// Load kChunk elements starting at `src`; `n_valid` of them exist (the rest read as 0, matching the reference's
+// zero padding). `vec_ok` promises `src` is 16-byte aligned.
+template <typename T>
+__device__ __forceinline__ void load_raw_chunk(const T* src, long long n_valid, bool vec_ok, RawChunk<T>& raw) {
     if (vec_ok && n_valid >= kChunk) {
 #pragma unroll
-        for (int i = 0; i < kChunk / kPerVec; ++i) {
-            const uint4 raw = __ldg(reinterpret_cast<const uint4*>(src) + i);
-            const T* elems = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-            for (int j = 0; j < kPerVec; ++j)
-                v[i * kPerVec + j] = to_float(elems[j]);
+        for (int i = 0; i < RawChunk<T>::kWords / 4; ++i) {
+            const uint4 q = __ldg(reinterpret_cast<const uint4*>(src) + i);
+            raw.w[4 * i] = q.x, raw.w[4 * i + 1] = q.y, raw.w[4 * i + 2] = q.z, raw.w[4 * i + 3] = q.w;
         }
-    } else {
+    } else if constexpr (sizeof(T) == 4) {
+        const unsigned int* bits = reinterpret_cast<const unsigned int*>(src);
 #pragma unroll
         for (int i = 0; i < kChunk; ++i)
-            v[i] = i < n_valid ? to_float(src[i]) : 0.0f;
+            raw.w[i] = i < n_valid ? __ldg(bits + i) : 0u;
+    } else {
+        const unsigned short* bits = reinterpret_cast<const unsigned short*>(src);
+#pragma unroll
+        for (int i = 0; i < kChunk / 2; ++i) {
+            const unsigned int lo = 2 * i < n_valid ? __ldg(bits + 2 * i) : 0u;
+            const unsigned int hi = 2 * i + 1 < n_valid ? __ldg(bits + 2 * i + 1) : 0u;
+            raw.w[i] = lo | (hi << 16);
+        }
     }
+}
+
+template <typename T>
+__device__ __forceinline__ void load_chunk(const T* src, long long n_valid, bool vec_ok, float (&v)[kChunk]) {
+    RawChunk<T> raw;
+    load_raw_chunk(src, n_valid, vec_ok, raw);
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i)
+        v[i] = raw.get(i);
 }
 
 // Quantise v * inv to e4m3 and store `n_valid` (<= kChunk) bytes at `dst`; `vec_ok` promises 16-byte alignment.
@@ -109,6 +135,15 @@ __device__ __forceinline__ float chunk_abs_max(const float (&v)[kChunk]) {
 #pragma unroll
     for (int i = 0; i < kChunk; ++i)
         m = max_nan(m, fabsf(v[i]));
+    return m;
+}
+
+template <typename T>
+__device__ __forceinline__ float raw_chunk_abs_max(const RawChunk<T>& raw) {
+    float m = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kChunk; ++i)
+        m = max_nan(m, fabsf(raw.get(i)));
     return m;
 }
 

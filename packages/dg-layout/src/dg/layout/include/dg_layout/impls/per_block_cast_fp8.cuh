@@ -7,7 +7,8 @@
 // Scale and rounding rules: common/fp8_cast.cuh. Each CTA holds one 128 x 128 tile in registers
 // (common/cast_tile.cuh), so every input element is read once; CTAs stride over tiles.
 //
-// Warp roles: one role, kTileWarps "tile warps" (256 threads); 64 live FP32 values per thread.
+// Warp roles: one role, kTileWarps "tile warps" (256 threads); a thread holds 64 input values as raw words
+// (32 registers for BF16, 64 for FP32).
 // Reduction: lane max -> warp shuffle (5 levels) -> shared warp_amax[8] -> every thread folds the 8 values.
 // Shared memory: 32 B static. Two __syncthreads per tile.
 #pragma once
@@ -28,14 +29,14 @@ __global__ void __launch_bounds__(kTileThreads) per_block_cast_fp8_impl(
 
     for (long long tile = blockIdx.x; tile < tiles_m * tiles_n; tile += gridDim.x) {
         const long long tm = tile / tiles_n, tn = tile % tiles_n;
-        float v[kRowPasses][kChunk];
+        RawChunk<T> v[kRowPasses];
         load_tile(x, m, n, x_row_stride, tm * kTile, tn * kTile, vec_ok != 0, v);
 
         // Step 1: block amax.
         float amax = 0.0f;
 #pragma unroll
         for (int p = 0; p < kRowPasses; ++p)
-            amax = max_nan(amax, chunk_abs_max(v[p]));
+            amax = max_nan(amax, raw_chunk_abs_max(v[p]));
 #pragma unroll
         for (int offset = 16; offset > 0; offset /= 2)
             amax = max_nan(amax, __shfl_xor_sync(0xffffffffu, amax, offset));

@@ -6,7 +6,8 @@
 // Scale and rounding rules: common/fp8_cast.cuh. Each CTA holds one 128 x 128 tile in registers
 // (common/cast_tile.cuh), so every input element is read once; CTAs stride over tiles.
 //
-// Warp roles: one role, kTileWarps "tile warps" (256 threads); 64 live FP32 values per thread.
+// Warp roles: one role, kTileWarps "tile warps" (256 threads); a thread holds 64 input values as raw words
+// (32 registers for BF16, 64 for FP32).
 // Reduction: 16 column maxima per lane -> shuffle across the 4 rows a warp holds (xor 8, 16) ->
 // shared warp_col_amax[8 warps][128] -> thread c < 128 folds column c into a scale -> shared col_scale[128].
 // Shared memory: 4.5 KiB static. Two __syncthreads per tile.
@@ -30,7 +31,7 @@ __global__ void __launch_bounds__(kTileThreads) per_channel_cast_fp8_impl(
 
     for (long long tile = blockIdx.x; tile < tiles_m * tiles_n; tile += gridDim.x) {
         const long long tm = tile / tiles_n, tn = tile % tiles_n;
-        float v[kRowPasses][kChunk];
+        RawChunk<T> v[kRowPasses];
         load_tile(x, m, n, x_row_stride, tm * kTile, tn * kTile, vec_ok != 0, v);
 
         // Step 1: column maxima over this thread's rows, then over the warp's rows (lanes 8 and 16 apart).
@@ -40,7 +41,7 @@ __global__ void __launch_bounds__(kTileThreads) per_channel_cast_fp8_impl(
             cmax[i] = 0.0f;
 #pragma unroll
             for (int p = 0; p < kRowPasses; ++p)
-                cmax[i] = max_nan(cmax[i], fabsf(v[p][i]));
+                cmax[i] = max_nan(cmax[i], fabsf(v[p].get(i)));
 #pragma unroll
             for (int offset = kLanesPerRow; offset < 32; offset *= 2)
                 cmax[i] = max_nan(cmax[i], __shfl_xor_sync(0xffffffffu, cmax[i], offset));

@@ -12,7 +12,8 @@
 // Grid: x over MN tiles of 32, y over packed-column tiles of 32 (128 input columns), z over groups; each
 // dimension strides by its grid size. Block: 32 x 8 threads, one role "pack threads". Shared memory: exponent
 // bytes of a 32 x 128 tile, rows padded to 132 bytes (33 words: conflict-free column reads).
-// Steps per tile: load + extract bytes -> __syncthreads -> assemble words, store along MN -> __syncthreads.
+// Steps per tile: zero the byte tile -> __syncthreads -> load + extract bytes -> __syncthreads -> assemble words,
+// store along MN -> __syncthreads (three barriers: the zeroing and the filling threads differ).
 #pragma once
 
 #include <dg_layout/common/sf_tile.cuh>

@@ -1,0 +1,157 @@
+"""CPU checks of the SM90 FP8 GEMM kernels: they compile for sm_90a with NVCC, the PTX holds FP8 (e4m3) wgmma, ptxas
+reports no spills, the static_asserts reject illegal tile configurations with a readable message, and the config
+heuristic (csrc/heuristics/sm90_fp8.hpp) returns legal configurations for a catalogue of shapes.
+
+Needs NVCC (skipped otherwise); no GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1]
+INCLUDE = PKG / "src" / "dg" / "core" / "include"
+HEURISTICS = PKG / "csrc" / "heuristics" / "sm90_fp8.hpp"
+
+
+def _nvcc() -> str | None:
+    for cand in (os.environ.get("DG_NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
+
+NVCC = _nvcc()
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason="NVCC not found")
+
+# (stem, template arguments) pairs covering both recipes, both BLOCK_M, multicast, odd BLOCK_N and narrow chunks.
+INSTANCES = [
+    ("sm90_fp8_gemm_1d2d", "128, 128, 5, 2, 64, 16"),
+    ("sm90_fp8_gemm_1d2d", "128, 160, 5, 1, 32, 16"),
+    ("sm90_fp8_gemm_1d2d", "128, 144, 5, 2, 16, 16"),
+    ("sm90_fp8_gemm_1d2d", "64, 16, 16, 1, 16, 16"),
+    ("sm90_fp8_gemm_1d2d", "64, 96, 10, 1, 32, 16"),
+    ("sm90_fp8_gemm_1d2d", "64, 64, 13, 1, 64, 16"),
+    ("sm90_fp8_gemm_1d1d", "128, 128, 4, 2, 32, 16"),
+    ("sm90_fp8_gemm_1d1d", "64, 64, 12, 1, 32, 16"),
+    ("sm90_fp8_gemm_1d1d", "128, 32, 10, 1, 32, 16"),
+]
+
+
+def _compile(tmp_path: Path, stem: str, args: str, *extra: str) -> subprocess.CompletedProcess:
+    src = tmp_path / f"{stem}.cu"
+    src.write_text(
+        f"#include <dg_core/impls/{stem}.cuh>\n"
+        f"static void* dg_kernel_instance() {{ return reinterpret_cast<void*>(&dg::{stem}_impl<{args}>); }}\n"
+    )
+    cmd = [NVCC, "-std=c++20", "-O3", "-gencode=arch=compute_90a,code=sm_90a", f"-I{INCLUDE}", "-diag-suppress",
+           "177", *extra, str(src)]
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("stem,args", INSTANCES, ids=[f"{s}<{a.replace(' ', '')}>" for s, a in INSTANCES])
+def test_kernel_compiles_without_spills(tmp_path, stem, args):
+    r = _compile(tmp_path, stem, args, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"))
+    assert r.returncode == 0, r.stderr
+    stats = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
+    assert stats, r.stderr
+    for frame, st, ld in stats:
+        assert (int(frame), int(st), int(ld)) == (0, 0, 0), f"{stem}<{args}> spills or uses a stack frame:\n{r.stderr}"
+    assert "C7508" not in r.stderr, f"setmaxnreg ignored:\n{r.stderr}"
+
+
+@needs_nvcc
+@pytest.mark.parametrize("stem,args", [INSTANCES[0], INSTANCES[6]], ids=["1d2d", "1d1d"])
+def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(tmp_path, stem, args):
+    r = _compile(tmp_path, stem, args, "-ptx", "-o", str(tmp_path / "k.ptx"))
+    assert r.returncode == 0, r.stderr
+    ptx = (tmp_path / "k.ptx").read_text()
+    n = args.split(",")[1].strip()
+    assert re.search(rf"wgmma\.mma_async\.sync\.aligned\.m64n{n}k32\.f32\.e4m3\.e4m3", ptx)
+    assert "cp.async.bulk.tensor.2d.shared::cluster.global" in ptx
+    assert "multicast::cluster" in ptx  # these instances use a cluster of 2
+    assert "setmaxnreg.inc.sync.aligned.u32 232" in ptx
+    assert "setmaxnreg.dec.sync.aligned.u32 40" in ptx
+    store = "cp.reduce.async.bulk.tensor" if stem.endswith("1d1d") else "cp.async.bulk.tensor.2d.global.shared::cta"
+    assert store in ptx
+
+
+@needs_nvcc
+@pytest.mark.parametrize(
+    "stem,args,message",
+    [
+        ("sm90_fp8_gemm_1d2d", "96, 128, 4, 1, 64, 16", "BLOCK_M must be 64 or 128"),
+        ("sm90_fp8_gemm_1d2d", "128, 176, 4, 1, 16, 16", "at most two 128-wide SFB blocks"),
+        ("sm90_fp8_gemm_1d2d", "128, 128, 8, 1, 64, 16", "shared memory budget"),
+        ("sm90_fp8_gemm_1d2d", "128, 120, 4, 2, 8, 16", "multicast halves of B"),
+        ("sm90_fp8_gemm_1d1d", "128, 160, 3, 1, 32, 16", "BLOCK_N must be a multiple of 16 in [16, 128]"),
+    ],
+)
+def test_static_asserts_reject_bad_configs(tmp_path, stem, args, message):
+    r = _compile(tmp_path, stem, args, "-cubin", "-o", str(tmp_path / "k.cubin"))
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr
+
+
+HEURISTIC_MAIN = r"""
+#include "sm90_fp8.hpp"
+#include <cstdio>
+using namespace dg::heuristics;
+int main() {
+    const int ms[] = {1, 7, 63, 64, 65, 128, 129, 256, 1000, 4096, 4097, 8192};
+    const int nks[][2] = {{2112, 7168}, {576, 7168}, {24576, 1536}, {32768, 512}, {7168, 16384}, {4096, 7168},
+                          {7168, 2048}, {2112, 128}, {576, 256}, {256, 7168}};
+    for (int kind = 0; kind < 2; ++kind)
+        for (int sms : {132, 114, 78, 1})
+            for (int m : ms)
+                for (auto& nk : nks) {
+                    const Sm90Fp8Kind kd = kind ? Sm90Fp8Kind::k1D1D : Sm90Fp8Kind::k1D2D;
+                    Sm90Fp8Config c = choose_sm90_fp8_config(kd, m, nk[0], nk[1], sms, 232448);
+                    std::printf("%d %d %d %d %d %d %d %d %d %d %d %d %d %d\n", kind, sms, m, nk[0], nk[1], c.block_m,
+                                c.block_n, c.stages, c.cluster_m, c.chunk_n, c.num_ctas, c.num_splits, c.smem_bytes,
+                                c.threads);
+                }
+    Sm90Fp8Config h = choose_sm90_fp8_config(Sm90Fp8Kind::k1D2D, 256, 4096, 1536, 132, 232448, 128, 128);
+    std::printf("heads %d %d\n", h.block_n, h.chunk_n);
+}
+"""
+
+
+def test_heuristic_configs_are_legal(tmp_path):
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    (tmp_path / "main.cpp").write_text(HEURISTIC_MAIN)
+    exe = tmp_path / "heur"
+    r = subprocess.run([cxx, "-std=c++17", "-O1", f"-I{HEURISTICS.parent}", str(tmp_path / "main.cpp"), "-o", str(exe)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
+    for line in out[:-1]:
+        kind, sms, m, n, k, bm, bn, stages, cl, ch, ctas, splits, smem, threads = map(int, line.split())
+        where = f"kind={kind} sms={sms} M={m} N={n} K={k}: {line}"
+        assert bm in (64, 128), where
+        assert bm >= 128 or m <= 64, where
+        assert bn % 16 == 0 and 16 <= bn <= (160 if kind == 0 else 128), where
+        if kind == 0:
+            g = next(d for d in (128, 64, 32, 16, 8) if bn % d == 0)
+            assert bn <= 128 + g, where
+            assert splits == 1, where
+        assert bn % ch == 0 and ch * (2 if kind == 0 else 4) <= 128, where
+        assert 2 <= stages <= 16 and smem <= 232448, where
+        assert threads == 128 * (bm // 64 + 1), where
+        tiles = -(-m // bm) * -(-n // bn)
+        assert 1 <= ctas <= max(sms, 2) and ctas <= tiles * splits, where
+        assert 1 <= splits <= max(1, -(-k // 128)), where
+        if cl == 2:
+            assert ctas % 2 == 0 and (-(-m // bm)) % 2 == 0 and (bn // 2) % 8 == 0, where
+        if m == 4096 and sms == 132:
+            assert bn in (128, 160), where
+    assert out[-1].split()[1:] == ["128", "64"] or out[-1].split()[2] in ("64", "32", "16"), out[-1]
