@@ -3,8 +3,10 @@
 
 #include <nanobind/nanobind.h>
 
+#include "fp8_gemm.hpp"
+
 namespace dg::api {
 
-inline void register_all(nanobind::module_& m) { (void)m; }
+inline void register_all(nanobind::module_& m) { register_fp8_gemm(m); }
 
 }  // namespace dg::api

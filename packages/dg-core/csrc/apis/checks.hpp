@@ -74,7 +74,7 @@ inline void check_mn_major_sf(const TensorView& sf, int64_t mn, int64_t sk, cons
     DG_CHECK_VALUE(sf.size(0) == mn && sf.size(1) == sk, "argument '{}' must have shape [{}, {}], got {}", arg, mn,
                    sk, shape_str(sf));
     const int64_t pitch = align_to(mn, 4);
-    const bool ok = sf.stride(0) == 1 && (sk == 1 || sf.stride(1) == pitch);
+    const bool ok = mn == 0 || (sf.stride(0) == 1 && (sk == 1 || sf.stride(1) == pitch));
     DG_CHECK_VALUE(ok,
                    "argument '{}' must be MN-major and TMA-aligned: strides (1, {}) for shape [{}, {}], got strides "
                    "{}. Produce it with dg.layout.get_mn_major_tma_aligned_tensor({}) (or "

@@ -53,12 +53,7 @@ inline Fp8Call check_fp8_call(nb::handle a, nb::handle b, nb::handle d, nb::hand
     call.b = scaled_operand(b, "b", "b[0]", "b[1]");
     call.d = bind::tensor_arg(d, "d");
     const TensorView &A = call.a.data, &B = call.b.data, &D = call.d;
-    check_cuda(A, "a[0]");
     call.device = A.device;
-    for (auto [t, name] : {std::pair{&B, "b[0]"}, {&D, "d"}, {&call.a.sf, "a[1]"}, {&call.b.sf, "b[1]"}}) {
-        check_cuda(*t, name);
-        check_same_device(*t, call.device, name);
-    }
     check_rank(A, 2, "a[0]");
     check_rank(B, 2, "b[0]");
     check_rank(D, 2, "d");
@@ -88,8 +83,6 @@ inline Fp8Call check_fp8_call(nb::handle a, nb::handle b, nb::handle d, nb::hand
 
     if (!c.is_none()) {
         call.c = bind::tensor_arg(c, "c");
-        check_cuda(*call.c, "c");
-        check_same_device(*call.c, call.device, "c");
         check_rank(*call.c, 2, "c");
         check_dtype(*call.c, DType::F32, "c");
         check_row_major_out(*call.c, "c");
@@ -97,6 +90,22 @@ inline Fp8Call check_fp8_call(nb::handle a, nb::handle b, nb::handle d, nb::hand
                        "argument 'c' must have shape [{}, {}] like d, got {}", call.m, call.n, shape_str(*call.c));
     }
     return call;
+}
+
+// Device checks come after the structural ones, so that every layout error is reported the same way whatever
+// the device (and the CPU test suite reaches each of them).
+inline void check_devices(const Fp8Call& call) {
+    check_cuda(call.a.data, "a[0]");
+    const std::pair<const TensorView*, const char*> others[] = {
+        {&call.b.data, "b[0]"}, {&call.d, "d"}, {&call.a.sf, "a[1]"}, {&call.b.sf, "b[1]"}};
+    for (auto [t, name] : others) {
+        check_cuda(*t, name);
+        check_same_device(*t, call.device, name);
+    }
+    if (call.c) {
+        check_cuda(*call.c, "c");
+        check_same_device(*call.c, call.device, "c");
+    }
 }
 
 inline void check_sm90(int device) {
@@ -134,13 +143,20 @@ inline void fp8_gemm_nt(nb::handle a, nb::handle b, nb::handle d, nb::handle c, 
         DG_CHECK_TYPE(call.d.dtype == DType::F32, "recipe (1, 1, 128) accumulates into a torch.float32 'd', got {}",
                       dtype_name(call.d.dtype));
     }
-    if (call.m == 0 || call.n == 0) return;
     DG_CHECK_VALUE(call.k > 0, "K must be > 0 (a[0] is {})", shape_str(call.a.data));
     check_mn_major_sf(call.a.sf, call.m, sk, "a[1]");
     if (call.gran_n == 128)
         check_block_sf(call.b.sf, call.n, sk, "b[1]");
     else
         check_mn_major_sf(call.b.sf, call.n, sk, "b[1]");
+    check_devices(call);
+    if (call.m == 0 || call.n == 0) return;
+    // NOTE: with a single K block the column pitch of an MN-major scale tensor never matters; normalise it so the
+    // TMA descriptor gets a 16-byte multiple.
+    if (sk == 1) {
+        call.a.sf.strides[1] = align_to(call.m, 4);
+        if (call.gran_n == 1) call.b.sf.strides[1] = align_to(call.n, 4);
+    }
     check_tma_2d(call.a.data, "a[0]");
     check_tma_2d(call.b.data, "b[0]");
     check_tma_2d(call.d, "d");
@@ -205,11 +221,19 @@ inline void fp8_gemm_nt_skip_head_mid(nb::handle a, nb::handle b, nb::handle d, 
     DG_CHECK_VALUE(call.gran_n == 128, "fp8_gemm_nt_skip_head_mid on SM90 supports recipe (1, 128, 128) only");
     DG_CHECK_TYPE(call.d.dtype == DType::BF16, "fp8_gemm_nt_skip_head_mid writes a torch.bfloat16 'd', got {}",
                   dtype_name(call.d.dtype));
-    if (call.m == 0 || call.n == 0) return;
     DG_CHECK_VALUE(call.k > 0, "K must be > 0 (a[0] is {})", shape_str(call.a.data));
     const int64_t sk = ceil_div(call.k, 128);
     check_mn_major_sf(call.a.sf, call.m, sk, "a[1]");
     check_block_sf(call.b.sf, call.n, sk, "b[1]");
+    check_devices(call);
+    if (call.m == 0 || call.n == 0) return;
+    if (sk == 1) call.a.sf.strides[1] = align_to(call.m, 4);
+    // NOTE: with a single K block the column pitch of an MN-major scale tensor never matters; normalise it so the
+    // TMA descriptor gets a 16-byte multiple.
+    if (sk == 1) {
+        call.a.sf.strides[1] = align_to(call.m, 4);
+        if (call.gran_n == 1) call.b.sf.strides[1] = align_to(call.n, 4);
+    }
     check_tma_2d(call.a.data, "a[0]");
     check_tma_2d(call.b.data, "b[0]");
     check_tma_2d(call.d, "d");
@@ -220,7 +244,36 @@ inline void fp8_gemm_nt_skip_head_mid(nb::handle a, nb::handle b, nb::handle d, 
                                               call.k, left, mid, right, stream);
 }
 
+// Compiles (into the disk cache) the kernel that fp8_gemm_nt would use for (M, N, K) on an `arch` device with
+// `num_sms` SMs, without a GPU. Returns the instantiation. Used by `python -m dg precompile`.
+inline std::string precompile_fp8_gemm(int64_t m, int64_t n, int64_t k, int gran_n, const std::string& arch,
+                                       int num_sms) {
+    DG_CHECK_VALUE(arch == "sm_90a", "precompile: dg's FP8 GEMM kernels target sm_90a today, got '{}'", arch);
+    DG_CHECK_VALUE(gran_n == 128 || gran_n == 1, "precompile: gran_n must be 128 or 1, got {}", gran_n);
+    const auto kind = gran_n == 128 ? heuristics::Sm90Fp8Kind::k1D2D : heuristics::Sm90Fp8Kind::k1D1D;
+    const std::string why = kernels::sm90_fp8_can_implement(kind, m, n, k, 0, 0, 0);
+    DG_CHECK_VALUE(why.empty(), "precompile: {}", why);
+    // NOTE: without a device, plan for a full H100 SXM (132 SMs, 227 KiB of shared memory per block) unless told.
+    constexpr int kSm90SmemOptin = 232448;
+    heuristics::Sm90Fp8Config cfg = heuristics::choose_sm90_fp8_config(
+        kind, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), num_sms > 0 ? num_sms : 132,
+        kSm90SmemOptin);
+    cfg.group_m = kernels::kSm90Fp8GroupM;
+    KernelSpec spec;
+    spec.name = kernels::sm90_fp8_stem(kind);
+    spec.include = fmt::format("dg_core/impls/{}.cuh", spec.name);
+    spec.instance = kernels::sm90_fp8_instance(kind, cfg);
+    spec.arch = arch;
+    get_kernel(spec);
+    return spec.instance;
+}
+
 inline void register_fp8_gemm(nb::module_& m) {
+    m.def("precompile_fp8_gemm", [](int64_t m_, int64_t n, int64_t k, int gran_n, const std::string& arch,
+                                    int num_sms) {
+        nb::gil_scoped_release release;
+        return precompile_fp8_gemm(m_, n, k, gran_n, arch, num_sms);
+    }, nb::arg("m"), nb::arg("n"), nb::arg("k"), nb::arg("gran_n"), nb::arg("arch"), nb::arg("num_sms") = 0);
     using namespace nb::literals;
     m.def("fp8_gemm_nt", &fp8_gemm_nt, "a"_a, "b"_a, "d"_a, "c"_a.none() = nb::none(), "recipe"_a.none() = nb::none(),
           "compiled_dims"_a = "nk", "disable_ue8m0_cast"_a = false);

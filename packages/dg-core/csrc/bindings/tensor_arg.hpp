@@ -10,6 +10,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <cuda.h>
+
 #include "../runtime/dlpack.hpp"
 #include "../runtime/error.hpp"
 #include "../runtime/tensor.hpp"

@@ -23,11 +23,23 @@ _init(
 )
 
 from . import jit  # noqa: E402
+from .gemm import (  # noqa: E402
+    fp8_gemm_nn,
+    fp8_gemm_nt,
+    fp8_gemm_nt_skip_head_mid,
+    fp8_gemm_tn,
+    fp8_gemm_tt,
+)
 
 __all__ = [
     "CompileError",
     "CudaError",
     "__version__",
+    "fp8_gemm_nn",
+    "fp8_gemm_nt",
+    "fp8_gemm_nt_skip_head_mid",
+    "fp8_gemm_tn",
+    "fp8_gemm_tt",
     "get_num_sms",
     "get_tc_util",
     "jit",
