@@ -57,3 +57,13 @@ def test_cli_cache_ls_and_clear(tmp_path):
     assert ls.returncode == 0 and "x.abc" in ls.stdout and "(incomplete)" in ls.stdout
     clear = subprocess.run([sys.executable, "-m", "dg", "cache", "clear"], capture_output=True, text=True, env=env)
     assert clear.returncode == 0 and not (tmp_path / "cache").exists()
+
+
+def test_cli_precompile_without_gpu(tmp_path):
+    env = {**__import__("os").environ, "DG_JIT_CACHE_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "dg", "precompile", "--arch", "sm_90a", "--shape", "128,4096,7168",
+                        "-j", "1"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 failed" in r.stdout
+    entries = [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert any(e.startswith("sm90_fp8_gemm_1d2d.") for e in entries), entries

@@ -273,3 +273,18 @@ def test_metadata_large_batch():
     t = torch.randint(0, 200000, (60000,), dtype=torch.int32, device="cuda")
     got = idx.get_paged_mqa_logits_metadata(t, 64, num_sms())
     assert torch.equal(got.cpu(), ref.paged_mqa_logits_metadata(t.cpu(), 64, num_sms()))
+
+
+def test_checked_mode_on_device_tensors(monkeypatch):
+    monkeypatch.setenv("DG_INDEXER_CHECKED", "1")
+    q, k, s, w = make_mqa(8, 64, 64, 128)
+    ks = torch.zeros(8, dtype=torch.int32, device="cuda")
+    ke = torch.full((8,), 65, dtype=torch.int32, device="cuda")
+    with pytest.raises(ValueError, match="seq_len_kv=64"):
+        idx.fp8_mqa_logits(q, (k, s), w, ks, ke)
+    q, cache, w, lens, table = make_paged(2, 1, 64, 128, [100, 200], 256)
+    table = table.clone()
+    table[1, 2] = cache.shape[0]
+    sched = idx.get_paged_mqa_logits_metadata(lens, 64, num_sms())
+    with pytest.raises(ValueError, match=r"block_table: entry \[1, 2\]"):
+        idx.fp8_paged_mqa_logits(q, cache, w, lens, table, sched, 256)

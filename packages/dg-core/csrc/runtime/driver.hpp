@@ -47,6 +47,8 @@ struct Api {
 #undef DG_DECLARE_PFN
 };
 
+inline constexpr int kDriverAbiVersion = 12000;
+
 namespace detail {
 
 inline std::string& load_error() {
@@ -70,7 +72,11 @@ inline Api* load_api() {
     bool ok = true;
     auto resolve = [&](const char* name, void** slot) {
         CUdriverProcAddressQueryResult status{};
-        if (get_proc(name, slot, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &status) != CUDA_SUCCESS ||
+        // NOTE: the version asked for selects the ABI of the returned entry point. CUDA 13 added
+        // cuCtxGetDevice_v2(device, ctx) under the same base name, while cuda.h keeps declaring the 1-argument
+        // form; asking for the CUDA 12.0 ABI returns exactly the signatures declared above for every entry point
+        // used here (cuMemcpy2DAsync resolves to its _v2, as the header maps it).
+        if (get_proc(name, slot, kDriverAbiVersion, CU_GET_PROC_ADDRESS_DEFAULT, &status) != CUDA_SUCCESS ||
             *slot == nullptr) {
             load_error() = fmt::format("the CUDA driver lacks the entry point {}", name);
             ok = false;

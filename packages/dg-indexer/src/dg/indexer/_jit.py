@@ -162,3 +162,14 @@ def require_sm90(name: str, device: torch.device) -> None:
     if major != 9:
         raise ValueError(f"{name}: the indexer kernels need an SM90 (Hopper) GPU, got compute capability "
                          f"{major}.{minor} on {device}")
+
+
+def precompile(arch: str) -> str:
+    """Compile every dg.indexer kernel for ``arch`` (e.g. ``"sm_90a"``) into the JIT cache; works without a GPU.
+
+    Used by ``python -m dg precompile``; returns a one-line summary.
+    """
+    specs = all_specs()
+    for spec in specs:
+        compile_spec(spec, arch)
+    return f"dg.indexer: {len(specs)} kernels for {arch}"

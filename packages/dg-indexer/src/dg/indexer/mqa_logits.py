@@ -46,7 +46,8 @@ def fp8_mqa_logits(
 
     Ranges must satisfy ``0 <= ks <= ke <= S_kv``; other values are clamped by the kernel (never an
     out-of-bounds access); ``DG_INDEXER_CHECKED=1`` validates them on the host and raises ``ValueError``. CPU
-    inputs are served by :func:`dg.indexer.reference.mqa_logits`.
+    inputs are served by :func:`dg.indexer.reference.mqa_logits`. ``q``, ``k``, ``k_scale`` and ``weights`` are
+    read with TMA and must start 16-byte aligned (any tensor that starts at its storage does).
 
     Example:
         >>> S, S_kv, H, D = 4, 128, 64, 128

@@ -98,6 +98,7 @@ def fp8_paged_mqa_logits(
     Bad values never cause an out-of-bounds access: lengths are clamped to ``max_context_len`` and to the table
     width, and a block id outside the cache gives NaN logits for its tokens. ``DG_INDEXER_CHECKED=1`` validates
     the values (and that ``schedule_meta`` matches ``context_lens``) on the host and raises ``ValueError``.
+    ``q``, ``kv_cache`` and ``weights`` are read with TMA and must start 16-byte aligned.
 
     Example (one decode step, batch 2, next_n 1)::
 

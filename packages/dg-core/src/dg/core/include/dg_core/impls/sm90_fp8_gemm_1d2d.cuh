@@ -9,7 +9,9 @@
 //   math warpgroups 0 .. kNumMathWG-1  (threads 0 .. 128*kNumMathWG-1), kMathRegs registers each:
 //       warpgroup i owns rows i*64 .. i*64+63 of the BLOCK_M x BLOCK_N tile; per K block it issues four
 //       wgmma m64nBLOCK_Nk32 into `partial`, waits, releases the stage, and promotes
-//       partial * SFA(row) * SFB(col block) into FP32 `accum` (two-level accumulation).
+//       partial * SFA(row) * SFB(col block) into FP32 `accum` (two-level accumulation). When two
+//       partial arrays fit the registers (kOverlap), block kb+1's wgmma are issued before block kb is
+//       waited for and promoted (ping-pong), so promotion overlaps the tensor cores.
 //   producer warpgroup (last, kProducerRegs registers): one elected thread of its first warp issues all
 //       TMA loads; the other 127 threads idle at the reduced register budget.
 //
@@ -96,6 +98,11 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                                        Scheduler scheduler) {
     using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>;
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
+    // A BLOCK_N dividing 128 never straddles two SFB blocks: the per-group scale select compiles away.
+    constexpr bool kMayStraddle = 128 % BLOCK_N != 0;
+    // Overlap the promotion of K block kb with the wgmma of kb+1 when a second partial accumulator fits
+    // the register budget (three BLOCK_N/2 arrays per thread).
+    constexpr bool kOverlap = BLOCK_N * 3 / 2 <= (Cfg::kNumMathWG > 1 ? 176u : 200u);
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // NOTE: the dynamic window is only guaranteed 16-byte aligned; 128-byte swizzled tiles need 1024.
@@ -168,6 +175,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             ptx::setmaxnreg_inc<Cfg::kMathRegs>();
         float accum[Mma::kNumAccum];
         float partial[Mma::kNumAccum];
+        float partial2[kOverlap ? Mma::kNumAccum : 1];
         const unsigned int row_in_wg = warp_in_wg * 16 + lane / 4;
         const unsigned int num_sfb_rows = ceil_div(n, 128u);
         unsigned int stage = 0, phase = 0;
@@ -185,24 +193,69 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 #pragma unroll
             for (unsigned int i = 0; i < Mma::kNumAccum; ++i)
                 accum[i] = 0.0f;
-            for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
+            // One K block in flight per buffer: `scales` of the block, the stage it occupies.
+            struct InFlight {
+                float sa0, sa1, sb0, sb1;
+                unsigned int stage;
+            };
+            // Waits for stage data, reads the block's scales and issues its four wgmma (no wait).
+            auto issue = [&](unsigned int kb, float* dst, InFlight& f) {
                 // NOTE: the SFB loads are issued before the barrier wait so their latency hides under it.
-                const float sb0 = __ldg(sfb0 + kb);
-                const float sb1 = __ldg(sfb1 + kb);
+                f.sb0 = __ldg(sfb0 + kb);
+                f.sb1 = __ldg(sfb1 + kb);
                 ptx::mbarrier_wait(&full_bar[stage], phase);
                 const float* sfa = smem_sfa(stage) + wg * 64 + row_in_wg;
-                const float sa0 = sfa[0], sa1 = sfa[8];
-                mma::kblock_mma<BLOCK_N>(smem_a(stage) + wg * 64 * mma::kTileRowBytes, smem_b(stage), partial);
-                // Release the stage (to both CTAs of the cluster when B is multicast).
-                if (lane < kClusterM) {
-                    if constexpr (kClusterM == 1)
-                        ptx::mbarrier_arrive(&empty_bar[stage]);
-                    else
-                        ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
-                }
-                mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
+                f.sa0 = sfa[0], f.sa1 = sfa[8];
+                f.stage = stage;
+                mma::kblock_mma_issue<BLOCK_N>(smem_a(stage) + wg * 64 * mma::kTileRowBytes, smem_b(stage), dst);
                 if (++stage == kNumStages)
                     stage = 0, phase ^= 1;
+            };
+            // Releases a consumed stage (to both CTAs of the cluster when B is multicast) and promotes.
+            auto retire = [&](const float* src, const InFlight& f) {
+                if (lane < kClusterM) {
+                    if constexpr (kClusterM == 1)
+                        ptx::mbarrier_arrive(&empty_bar[f.stage]);
+                    else
+                        ptx::mbarrier_arrive_cluster(&empty_bar[f.stage], lane);
+                }
+                mma::promote_1d2d<BLOCK_N, kMayStraddle>(accum, src, f.sa0, f.sa1, f.sb0, f.sb1, split_group);
+            };
+            if constexpr (kOverlap) {
+                // Ping-pong: block kb+1's wgmma run on the tensor cores while block kb is promoted.
+                InFlight f0, f1;
+                unsigned int kb = tile.kb_begin;
+                if (kb < tile.kb_end)
+                    issue(kb, partial, f0);
+                while (kb < tile.kb_end) {
+                    if (kb + 1 < tile.kb_end) {
+                        issue(kb + 1, partial2, f1);
+                        ptx::wgmma_wait_group<1>();
+                    } else {
+                        ptx::wgmma_wait_group<0>();
+                    }
+                    ptx::accum_fence_array<Mma::kNumAccum>(partial);
+                    retire(partial, f0);
+                    if (++kb == tile.kb_end)
+                        break;
+                    if (kb + 1 < tile.kb_end) {
+                        issue(kb + 1, partial, f0);
+                        ptx::wgmma_wait_group<1>();
+                    } else {
+                        ptx::wgmma_wait_group<0>();
+                    }
+                    ptx::accum_fence_array<Mma::kNumAccum>(partial2);
+                    retire(partial2, f1);
+                    ++kb;
+                }
+            } else {
+                for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
+                    InFlight f;
+                    issue(kb, partial, f);
+                    ptx::wgmma_wait_group<0>();
+                    ptx::accum_fence_array<Mma::kNumAccum>(partial);
+                    retire(partial, f);
+                }
             }
 
             // Step: split-K fix-up. Every split stores its FP32 partial tile to the workspace, then counts

@@ -33,18 +33,35 @@ DG_DEVICE void kblock_mma(const void* smem_a, const void* smem_b, float* partial
     ptx::accum_fence_array<Mma::kNumAccum>(partial);
 }
 
+// Issues the four wgmma of one K block into `partial` and commits them as one group, without waiting:
+// the caller waits (wgmma_wait_group) and fences `partial` before reading it.
+template <unsigned int BLOCK_N>
+DG_DEVICE void kblock_mma_issue(const void* smem_a, const void* smem_b, float* partial) {
+    using Mma = ptx::WgmmaFp8<BLOCK_N>;
+    const unsigned long long desc_a = ptx::make_smem_desc_kmajor(smem_a, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
+    const unsigned long long desc_b = ptx::make_smem_desc_kmajor(smem_b, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
+    ptx::accum_fence_array<Mma::kNumAccum>(partial);
+    ptx::wgmma_fence();
+#pragma unroll
+    for (unsigned int kk = 0; kk < kBlockK / kWgmmaK; ++kk)
+        Mma::mma(ptx::smem_desc_advance(desc_a, kk * kWgmmaK), ptx::smem_desc_advance(desc_b, kk * kWgmmaK), partial,
+                 kk > 0);
+    ptx::wgmma_commit_group();
+}
+
 // accum += partial * scale, where the scale of element j is
 //   (row half (j/2)%2 == 0 ? row_scale0 : row_scale1) * (column group j/4 < split_group ? col_scale0 : col_scale1)
 // `split_group` is the first 8-column group that takes the second column scale (>= BLOCK_N/8: none).
 // The caller zeroes `accum` at the start of a tile.
-template <unsigned int BLOCK_N>
+// kMayStraddle == false (BLOCK_N divides 128): every column takes col_scale0 and `split_group` is ignored.
+template <unsigned int BLOCK_N, bool kMayStraddle = true>
 DG_DEVICE void promote_1d2d(float* accum, const float* partial, float row_scale0, float row_scale1,
                             float col_scale0, float col_scale1, unsigned int split_group) {
     const float s00 = row_scale0 * col_scale0, s10 = row_scale1 * col_scale0;
     const float s01 = row_scale0 * col_scale1, s11 = row_scale1 * col_scale1;
 #pragma unroll
     for (unsigned int g = 0; g < BLOCK_N / 8; ++g) {
-        const bool second = g >= split_group;
+        const bool second = kMayStraddle && g >= split_group;
         const float r0 = second ? s01 : s00, r1 = second ? s11 : s10;
         accum[g * 4 + 0] = fmaf(partial[g * 4 + 0], r0, accum[g * 4 + 0]);
         accum[g * 4 + 1] = fmaf(partial[g * 4 + 1], r0, accum[g * 4 + 1]);

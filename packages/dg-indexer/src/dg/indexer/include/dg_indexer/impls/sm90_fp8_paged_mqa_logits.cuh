@@ -17,9 +17,8 @@
 //
 // Guards (bad values never cause an out-of-bounds access or an endless loop): L is clamped to
 // [0, min(max_context_len, 64 * table_width)]; schedule rows are clamped to [0, B]; the item walk advances the
-// batch index on every segment; a block id outside [0, num_blocks) is loaded as an out-of-bounds TMA box (zero
-// fill), flagged in shared memory, and its tokens get NaN logits, as do positions j <= last that the clamped
-// length excludes.
+// batch index on every segment; a block id outside [0, num_blocks) is replaced by block 0 for the load and flagged
+// in shared memory, and its tokens get NaN logits, as do positions j <= last that the clamped length excludes.
 #pragma once
 
 #include "sm90_mqa_logits_common.cuh"
@@ -163,8 +162,9 @@ __global__ void __launch_bounds__(kNumThreads, 1)
                 for (unsigned int i = 0; i < count; ++i, ++tile) {
                     const int id = __shfl_sync(0xffffffffu, my_id, i);
                     const bool ok = id >= 0 && static_cast<unsigned int>(id) < num_blocks;
-                    // NOTE: an invalid id becomes a box fully past the cache: TMA zero-fills it, nothing is read.
-                    const int coord = ok ? id : static_cast<int>(num_blocks);
+                    // NOTE: an invalid id loads block 0 instead (always in bounds, num_blocks >= 1); the flag
+                    // below makes the consumers turn its tokens into NaN.
+                    const int coord = ok ? id : 0;
                     const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
                     ptx::mbarrier_wait(bars.k_empty + stage, phase ^ 1);
                     if (lane == 0) {
@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
                 continue;
             const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
-            // An invalid block id was zero-filled: its tokens get NaN through the scale.
+            // A stage loaded for an invalid block id holds block 0: its tokens get NaN through the scale.
             const float* stage_scales =
                 reinterpret_cast<const float*>(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes);
             const bool id_ok = stage_ok[stage] != 0;
