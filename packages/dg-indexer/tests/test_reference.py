@@ -367,3 +367,39 @@ def test_prefill_writes_every_position_once(heads, seed):
     want = torch.isfinite(ref.mqa_logits(torch.ones(seq_len, 1, 1), torch.ones(seq_len_kv, 1), torch.ones(seq_len_kv),
                                          torch.ones(seq_len, 1), ks, ke))
     assert torch.equal(scored, want)
+
+
+@pytest.mark.parametrize("heads, num_q", [(32, 8), (64, 4), (128, 2), (64, 1), (128, 1), (32, 2)])
+def test_head_sum_fragment_mapping_model(heads, num_q):
+    """Python model of relu_weighted_head_sum and is_store_lane over the wgmma m64nN accumulator layout (element j
+    of thread t: row 16*(t/32) + (t%32)/4 + 8*((j/2)%2), column 8*(j/4) + 2*(t%4) + j%2): every (key, query)
+    value is stored exactly once, by one lane, and equals the direct ReLU-weighted head sum."""
+    gen = torch.Generator().manual_seed(heads + num_q)
+    n = heads * num_q
+    scores = torch.randn(64, n, generator=gen, dtype=torch.float64)
+    w = torch.randn(num_q, heads, generator=gen, dtype=torch.float64)
+    want = (scores.clamp_min(0).view(64, num_q, heads) * w[None]).sum(-1)
+    w_slot = w.reshape(-1).tolist()
+    partial = {}
+    for t in range(128):
+        row0 = 16 * (t // 32) + (t % 32) // 4
+        acc = [float(scores[row0 + 8 * ((j // 2) % 2), 8 * (j // 4) + 2 * (t % 4) + j % 2]) for j in range(n // 2)]
+        col = 2 * (t % 4)
+        sums = [[0.0, 0.0] for _ in range(num_q)]
+        for q in range(num_q):
+            for g in range(heads // 8):
+                i = q * (heads // 8) + g
+                wx, wy = w_slot[8 * i + col], w_slot[8 * i + col + 1]
+                sums[q][0] += max(acc[4 * i], 0.0) * wx + max(acc[4 * i + 1], 0.0) * wy
+                sums[q][1] += max(acc[4 * i + 2], 0.0) * wx + max(acc[4 * i + 3], 0.0) * wy
+        partial[t] = (row0, sums)
+    got = torch.full((64, num_q), float("nan"), dtype=torch.float64)
+    for t in range(128):
+        row0 = partial[t][0]
+        quad = [partial[t - t % 4 + k][1] for k in range(4)]  # the two xor shuffles sum the quad
+        for q in range(num_q):
+            for half in range(2):
+                if (2 * q + half) % 4 == t % 4:
+                    assert torch.isnan(got[row0 + 8 * half, q]), "stored twice"
+                    got[row0 + 8 * half, q] = sum(s[q][half] for s in quad)
+    torch.testing.assert_close(got, want)

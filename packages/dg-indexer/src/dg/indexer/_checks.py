@@ -7,6 +7,7 @@ raises ``TypeError``/``ValueError`` naming the argument, what it got and what it
 
 from __future__ import annotations
 
+import operator
 import os
 
 import torch
@@ -66,8 +67,10 @@ def aligned(name: str, x: torch.Tensor) -> None:
 
 
 def integer(name: str, x: object, minimum: int) -> int:
-    if isinstance(x, bool) or not isinstance(x, int):
+    # NOTE: anything with __index__ (numpy integers too) is an int here; bool and float are not.
+    if isinstance(x, bool) or not hasattr(type(x), "__index__"):
         raise TypeError(f"{name}: expected an int, got {type(x).__name__}")
+    x = operator.index(x)
     if x < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {x}")
     return x

@@ -15,6 +15,7 @@ if they are launched with less than they need, so a mismatch cannot corrupt memo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 
@@ -155,6 +156,13 @@ def num_sms(device: torch.device) -> int:
     except ImportError:
         pass
     return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def device_guard(device: torch.device):
+    """Make ``device`` current for a launch; a no-op context when it already is (the common, hot case)."""
+    if device.index is None or device.index == torch.cuda.current_device():
+        return contextlib.nullcontext()
+    return torch.cuda.device(device)
 
 
 def require_sm90(name: str, device: torch.device) -> None:

@@ -114,7 +114,7 @@ def fp8_mqa_logits(
     for name, x in (("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights)):
         chk.aligned(name, x)
     _jit.require_sm90("q", device)
-    with torch.cuda.device(device):
+    with _jit.device_guard(device):
         spec = _jit.mqa_logits_spec(heads, dim)
         kernel = _jit.kernel_for(spec)
         queries_per_block = _jit.Q_ROWS // heads

@@ -54,7 +54,7 @@ def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num
         return reference.paged_mqa_logits_metadata(context_lens, block_kv, num_sms)
     batch = context_lens.shape[0]
     out = torch.empty(num_sms + 1, 2, dtype=torch.int32, device=device)
-    with torch.cuda.device(device):
+    with _jit.device_guard(device):
         kernel = _jit.kernel_for(_jit.metadata_spec())
         kernel.launch(grid=(1, 1, 1), block=(_jit.METADATA_THREADS, 1, 1),
                       args=(context_lens, batch, 4 * block_kv, num_sms, out), smem=0)
@@ -187,7 +187,7 @@ def fp8_paged_mqa_logits(
     for name, x in (("q", q), ("kv_cache", kv_cache), ("weights", weights)):
         chk.aligned(name, x)
     _jit.require_sm90("q", device)
-    with torch.cuda.device(device):
+    with _jit.device_guard(device):
         spec = _jit.paged_mqa_logits_spec(next_n, heads, dim)
         kernel = _jit.kernel_for(spec)
         q_map = _jit.tensor_map(q.view(rows * heads, dim), (dim, rows * heads), (dim,), (dim, next_n * heads),

@@ -11,8 +11,9 @@
 // lanes (the four lanes that share an accumulator row).
 //
 // Warp roles (384 threads):
-//     warpgroup 0  kTmaWarpgroup     its first warp walks the work and lane 0 issues every TMA load (the
-//                                    paged kernel's lanes fetch block ids); 40 registers per thread
+//     warpgroup 0  kTmaWarpgroup     one lane of its first warp issues every TMA load (in the paged kernel
+//                                    the whole warp walks the work and its lanes fetch block ids); the other
+//                                    warps retire at once; 40 registers per thread
 //     warpgroup 1  kMathWarpgroup0   tiles 0, 2, 4, ... of the CTA's tile sequence; 232 registers
 //     warpgroup 2  kMathWarpgroup1   tiles 1, 3, 5, ...
 // The two math warpgroups take turns: while one runs its ReLU-weighted head sum on the CUDA cores the other
