@@ -12,9 +12,6 @@ Set DG_NOX_NO_VENV=1 to run in the current interpreter (e.g. a machine without n
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nox
@@ -114,7 +111,9 @@ def _gpu_session(session: nox.Session, major: int) -> None:
         return
     _install_dg(session, PACKAGES)
     results = ROOT / "benchmarks" / "results"
-    session.run("python", "-m", "pytest", "-q", "-x", *session.posargs, external=NO_VENV)
+    # The CPU suite is the `tests` session; here the GPU tests run (every package), then the benchmarks.
+    args = session.posargs or ["-m", "gpu or sm90", "--maxfail=50"]
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, external=NO_VENV)
     session.run("python", "-m", "dg", "bench", "--routines", str(ROOT / "benchmarks" / "routines"), "--out",
                 str(results), "--anchors", str(ROOT / "benchmarks" / "anchors" / "h100_2026-11-25.json"),
                 external=NO_VENV)

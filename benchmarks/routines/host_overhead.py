@@ -27,9 +27,8 @@ def _enqueue_us(torch, fn, calls: int = 200, loops: int = 5) -> float:
 
 
 def run(ctx) -> list[dict]:
-    import torch
-
     import dg.core
+    import torch
 
     m, n, k = 64, 2112, 7168
     a = torch.randn(m, k, device="cuda").to(torch.float8_e4m3fn)
@@ -41,7 +40,8 @@ def run(ctx) -> list[dict]:
     wb = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
     anchors = ctx.anchors.get("host_overhead_us", {})
     rows = [
-        {"call": "dg.core.fp8_gemm_nt", "us_per_call": _enqueue_us(torch, lambda: dg.core.fp8_gemm_nt((a, sfa), (b, sfb), d)),
+        {"call": "dg.core.fp8_gemm_nt",
+         "us_per_call": _enqueue_us(torch, lambda: dg.core.fp8_gemm_nt((a, sfa), (b, sfb), d)),
          "target_us": 8.0, "deepgemm_anchor_us": anchors.get("deepgemm_fp8_gemm_nt")},
         {"call": "torch.mm (BF16, cuBLAS)", "us_per_call": _enqueue_us(torch, lambda: torch.mm(xb, wb.t())),
          "target_us": None, "deepgemm_anchor_us": anchors.get("torch_mm")},

@@ -6,10 +6,9 @@ the device checks, so each is reached here; a fully valid CPU call stops at "mus
 
 from __future__ import annotations
 
+import dg.core
 import pytest
 import torch
-
-import dg.core
 
 FP8 = torch.float8_e4m3fn
 

@@ -10,9 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 import dg.core
+import pytest
 from dg.core import jit
 
 DATA = Path(__file__).parent / "data" / "jit_probe"
@@ -127,7 +126,7 @@ def test_two_processes_compile_same_kernel(cache):
     procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(PROBE_IN_SUBPROCESS)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err
     paths = {o.split()[0] for o, _ in outs}
     assert len(paths) == 1

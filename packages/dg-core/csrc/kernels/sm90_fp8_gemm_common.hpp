@@ -128,25 +128,32 @@ inline const Sm90Fp8Plan& sm90_fp8_plan(Sm90Fp8Kind kind, int64_t m, int64_t n, 
     return *it->second;
 }
 
+// NOTE: the stride of a dimension of extent 1 is arbitrary in torch (a [1, K] view may report any row
+// stride); TMA never steps along it, so the dense pitch is used instead to keep the encoder's 16-byte
+// stride check meaningful.
+inline uint64_t row_pitch_elems(const TensorView& t, int64_t rows, int64_t dense) {
+    return static_cast<uint64_t>(rows > 1 ? t.stride(0) : dense);
+}
+
 inline CUtensorMap sm90_fp8_operand_map(const TensorView& t, int rows, int box_rows) {
     // K-major FP8 [rows, K]: dims (K, rows), 128-byte swizzled boxes of (128, box_rows).
     return make_tma_2d(t.data, CU_TENSOR_MAP_DATA_TYPE_UINT8, static_cast<uint64_t>(t.size(1)),
-                       static_cast<uint64_t>(rows), static_cast<uint64_t>(t.stride(0)), 128,
+                       static_cast<uint64_t>(rows), row_pitch_elems(t, rows, t.size(1)), 128,
                        static_cast<uint32_t>(box_rows), 128);
 }
 
 inline CUtensorMap sm90_fp8_sf_map(const TensorView& sf, int64_t mn, int64_t k_blocks, int box_mn) {
     // MN-major TMA-aligned FP32 scales [mn, k_blocks] with strides (1, pitch): dims (mn, k_blocks).
+    const uint64_t pitch = k_blocks > 1 ? static_cast<uint64_t>(sf.stride(1)) : static_cast<uint64_t>((mn + 3) / 4 * 4);
     return make_tma_2d(sf.data, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, static_cast<uint64_t>(mn),
-                       static_cast<uint64_t>(k_blocks), static_cast<uint64_t>(sf.stride(1)) * 4,
-                       static_cast<uint32_t>(box_mn), 1, 0);
+                       static_cast<uint64_t>(k_blocks), pitch * 4, static_cast<uint32_t>(box_mn), 1, 0);
 }
 
 inline CUtensorMap sm90_fp8_output_map(const TensorView& d, int64_t m, int64_t cols, const Sm90Fp8Config& c) {
     const int esize = dtype_size(d.dtype);
     const int row_bytes = c.chunk_n * esize;
     return make_tma_2d(d.data, d.dtype == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
-                       static_cast<uint64_t>(cols), static_cast<uint64_t>(m), static_cast<uint64_t>(d.stride(0)) * esize,
+                       static_cast<uint64_t>(cols), static_cast<uint64_t>(m), row_pitch_elems(d, m, cols) * esize,
                        static_cast<uint32_t>(c.chunk_n), 64, row_bytes >= 32 ? row_bytes : 0);
 }
 

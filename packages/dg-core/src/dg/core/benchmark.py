@@ -55,7 +55,7 @@ class Context:
             fn()
             ends[i].record()
         torch.cuda.synchronize()
-        return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends)) * 1e3
+        return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)) * 1e3
 
     def _copy_bandwidth(self) -> float:
         torch = self.torch
@@ -63,7 +63,6 @@ class Context:
         src = torch.empty(n, dtype=torch.float32, device=self.device).normal_()
         dst = torch.empty_like(src)
         us = self.bench(lambda: dst.copy_(src), reps=20, warmup=3)
-        del src, dst
         return 2 * n * 4 / (us * 1e-6) / 1e9
 
 

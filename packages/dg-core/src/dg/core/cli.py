@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import importlib
-import json
 import multiprocessing
 import os
 import shutil

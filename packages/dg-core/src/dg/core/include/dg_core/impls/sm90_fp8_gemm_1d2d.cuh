@@ -96,8 +96,6 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                                        Scheduler scheduler) {
     using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>;
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
-    // A BLOCK_N dividing 128 never straddles two SFB blocks: the per-group scale select compiles away.
-    constexpr bool kMayStraddle = 128 % BLOCK_N != 0;
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // NOTE: the dynamic window is only guaranteed 16-byte aligned; 128-byte swizzled tiles need 1024.
@@ -187,42 +185,27 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 #pragma unroll
             for (unsigned int i = 0; i < Mma::kNumAccum; ++i)
                 accum[i] = 0.0f;
-            // One K block in flight per buffer: `scales` of the block, the stage it occupies.
-            struct InFlight {
-                float sa0, sa1, sb0, sb1;
-                unsigned int stage;
-            };
-            // Waits for stage data, reads the block's scales and issues its four wgmma (no wait).
-            auto issue = [&](unsigned int kb, float* dst, InFlight& f) {
+            // TODO: overlap the promotion of block kb with the wgmma of block kb+1 (ping-pong partial arrays
+            // and a compile-time no-straddle promotion: tests/standalone/sm90_fp8_gemm_1d2d_pingpong.patch,
+            // compiled without spills, not yet run on a GPU).
+            for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
                 // NOTE: the SFB loads are issued before the barrier wait so their latency hides under it.
-                f.sb0 = __ldg(sfb0 + kb);
-                f.sb1 = __ldg(sfb1 + kb);
+                const float sb0 = __ldg(sfb0 + kb);
+                const float sb1 = __ldg(sfb1 + kb);
                 ptx::mbarrier_wait(&full_bar[stage], phase);
                 const float* sfa = smem_sfa(stage) + wg * 64 + row_in_wg;
-                f.sa0 = sfa[0], f.sa1 = sfa[8];
-                f.stage = stage;
-                mma::kblock_mma_issue<BLOCK_N>(smem_a(stage) + wg * 64 * mma::kTileRowBytes, smem_b(stage), dst);
-                if (++stage == kNumStages)
-                    stage = 0, phase ^= 1;
-            };
-            // Releases a consumed stage (to both CTAs of the cluster when B is multicast) and promotes.
-            auto retire = [&](const float* src, const InFlight& f) {
+                const float sa0 = sfa[0], sa1 = sfa[8];
+                mma::kblock_mma<BLOCK_N>(smem_a(stage) + wg * 64 * mma::kTileRowBytes, smem_b(stage), partial);
+                // Release the stage (to both CTAs of the cluster when B is multicast).
                 if (lane < kClusterM) {
                     if constexpr (kClusterM == 1)
-                        ptx::mbarrier_arrive(&empty_bar[f.stage]);
+                        ptx::mbarrier_arrive(&empty_bar[stage]);
                     else
-                        ptx::mbarrier_arrive_cluster(&empty_bar[f.stage], lane);
+                        ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
                 }
-                mma::promote_1d2d<BLOCK_N, kMayStraddle>(accum, src, f.sa0, f.sa1, f.sb0, f.sb1, split_group);
-            };
-            // TODO: overlap the promotion of block kb with the wgmma of block kb+1 (ping-pong partial
-            // arrays, tests/standalone/sm90_fp8_gemm_1d2d_pingpong.patch); written, not yet measured on a GPU.
-            for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
-                InFlight f;
-                issue(kb, partial, f);
-                ptx::wgmma_wait_group<0>();
-                ptx::accum_fence_array<Mma::kNumAccum>(partial);
-                retire(partial, f);
+                mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
+                if (++stage == kNumStages)
+                    stage = 0, phase ^= 1;
             }
 
             // Step: split-K fix-up. Every split stores its FP32 partial tile to the workspace, then counts
