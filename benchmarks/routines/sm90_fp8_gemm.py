@@ -39,18 +39,22 @@ def _mn_major(torch, sf):
 
 
 def _cublaslt_fn(torch, a, sfa_rowmajor, b, sfb, out_dtype):
-    """torch._scaled_mm's blockwise path (cuBLASLt), or None when this torch/cuBLAS does not offer it."""
-    m = a.shape[0]
-    candidates = (sfa_rowmajor.t().contiguous().t(), sfa_rowmajor)  # outer-dim-major first, then row-major
-    for sa in candidates:
-        try:
-            fn = lambda sa=sa: torch._scaled_mm(a, b.t(), scale_a=sa, scale_b=sfb, out_dtype=out_dtype)  # noqa: E731
-            fn()
-            torch.cuda.synchronize()
-            return fn
-        except Exception:  # noqa: BLE001 - any rejection means "not available here"
-            continue
-    del m
+    """torch._scaled_mm's blockwise path (cuBLASLt), or None when this torch/cuBLAS does not offer it.
+
+    NOTE: torch versions differ in the scale layouts they accept for the 1x128 / 128x128 recipe; the first
+    combination that runs is timed.
+    """
+    sa_options = (sfa_rowmajor.t().contiguous().t(), sfa_rowmajor)  # outer-dim-major first, then row-major
+    sb_options = (sfb, sfb.t().contiguous().t(), sfb.t().contiguous())
+    for sa in sa_options:
+        for sb in sb_options:
+            try:
+                fn = lambda sa=sa, sb=sb: torch._scaled_mm(a, b.t(), scale_a=sa, scale_b=sb, out_dtype=out_dtype)  # noqa: E731
+                fn()
+                torch.cuda.synchronize()
+                return fn
+            except Exception:  # noqa: BLE001 - any rejection means "this layout is not accepted here"
+                continue
     return None
 
 

@@ -214,3 +214,13 @@ def test_non_integer_env_variable_is_rejected(cache, monkeypatch):
     monkeypatch.setenv("DG_JIT_USE_NVRTC", "yes")
     with pytest.raises(ValueError, match="DG_JIT_USE_NVRTC"):
         compile_probe()
+
+
+@pytest.mark.skipif(not dg.core._env.nvrtc_library(), reason="needs NVRTC (CUDA toolkit or nvidia-cuda-nvrtc)")
+def test_nvrtc_compiles_the_real_wgmma_tma_gemm(cache, monkeypatch):
+    """NVRTC builds the SM90 FP8 GEMM (wgmma, TMA, CCCL headers): the peer's NVRTC path could not."""
+    monkeypatch.setenv("DG_JIT_USE_NVRTC", "1")
+    instance = dg.core._C.precompile_fp8_gemm(128, 4096, 7168, 128, "sm_90a")
+    assert instance.startswith("dg::sm90_fp8_gemm_1d2d_impl<")
+    entries = list((cache / "cache").glob("sm90_fp8_gemm_1d2d.*/kernel.cubin"))
+    assert len(entries) == 1 and entries[0].read_bytes()[:4] == b"\x7fELF"

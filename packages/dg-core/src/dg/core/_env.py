@@ -16,14 +16,19 @@ CORE_INCLUDE = str(Path(__file__).resolve().parent / "include")
 
 
 def cuda_home() -> str:
-    """The CUDA toolkit root: $CUDA_HOME, $CUDA_PATH, the folder above `nvcc` on PATH, or /usr/local/cuda."""
+    """The CUDA toolkit root: $CUDA_HOME, $CUDA_PATH, the toolkit of `nvcc` on PATH, or /usr/local/cuda.
+
+    A candidate counts only if it holds include/cuda.h (an `nvcc` on PATH may be a wrapper script elsewhere).
+    """
     for var in ("CUDA_HOME", "CUDA_PATH"):
         value = os.environ.get(var)
         if value:
             return value
     nvcc = shutil.which("nvcc")
     if nvcc:
-        return str(Path(nvcc).resolve().parent.parent)
+        home = Path(nvcc).resolve().parent.parent
+        if (home / "include" / "cuda.h").is_file():
+            return str(home)
     return "/usr/local/cuda"
 
 
