@@ -75,7 +75,7 @@ def run(ctx) -> list[dict]:
             b, sfb = _quantise(torch, w, 128)
             sfa_mn = _mn_major(torch, sfa)
             d = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
-            fn = lambda: core.fp8_gemm_nt((a, sfa_mn), (b, sfb), d)  # noqa: E731
+            fn = lambda a=a, sfa_mn=sfa_mn, b=b, sfb=sfb, d=d: core.fp8_gemm_nt((a, sfa_mn), (b, sfb), d)  # noqa: E731
             us = ctx.bench(fn)
             ref = _cublaslt_fn(torch, a, sfa, b, sfb, torch.bfloat16)
             cublas_us = ctx.bench(ref) if ref is not None else None
@@ -84,15 +84,19 @@ def run(ctx) -> list[dict]:
             roofline_us = max(nbytes / (copy_gbs * 1e3), flops / (fp8_tflops * 1e6))
             anchor = anchors.get((m, n, k), {})
             dg_us = anchor.get("deepgemm_us")
-            rows.append({
-                "M": m, "N": n, "K": k,
-                "us": us,
-                "TFLOPS": flops / us / 1e6,
-                "GB/s": nbytes / us / 1e3,
-                "% of roofline": 100.0 * roofline_us / us,
-                "cuBLASLt us": cublas_us,
-                "speedup vs cuBLASLt": (cublas_us / us) if cublas_us else None,
-                "DeepGEMM us (anchor)": dg_us,
-                "speedup vs DeepGEMM": (dg_us / us) if dg_us else None,
-            })
+            rows.append(
+                {
+                    "M": m,
+                    "N": n,
+                    "K": k,
+                    "us": us,
+                    "TFLOPS": flops / us / 1e6,
+                    "GB/s": nbytes / us / 1e3,
+                    "% of roofline": 100.0 * roofline_us / us,
+                    "cuBLASLt us": cublas_us,
+                    "speedup vs cuBLASLt": (cublas_us / us) if cublas_us else None,
+                    "DeepGEMM us (anchor)": dg_us,
+                    "speedup vs DeepGEMM": (dg_us / us) if dg_us else None,
+                }
+            )
     return rows

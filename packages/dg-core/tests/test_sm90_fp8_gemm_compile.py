@@ -50,8 +50,17 @@ def _compile(tmp_path: Path, stem: str, args: str, *extra: str) -> subprocess.Co
         f"#include <dg_core/impls/{stem}.cuh>\n"
         f"static void* dg_kernel_instance() {{ return reinterpret_cast<void*>(&dg::{stem}_impl<{args}>); }}\n"
     )
-    cmd = [NVCC, "-std=c++20", "-O3", "-gencode=arch=compute_90a,code=sm_90a", f"-I{INCLUDE}", "-diag-suppress",
-           "177", *extra, str(src)]
+    cmd = [
+        NVCC,
+        "-std=c++20",
+        "-O3",
+        "-gencode=arch=compute_90a,code=sm_90a",
+        f"-I{INCLUDE}",
+        "-diag-suppress",
+        "177",
+        *extra,
+        str(src),
+    ]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
 
@@ -130,8 +139,11 @@ def test_heuristic_configs_are_legal(tmp_path):
         pytest.skip("no C++ compiler")
     (tmp_path / "main.cpp").write_text(HEURISTIC_MAIN)
     exe = tmp_path / "heur"
-    r = subprocess.run([cxx, "-std=c++17", "-O1", f"-I{HEURISTICS.parent}", str(tmp_path / "main.cpp"), "-o", str(exe)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [cxx, "-std=c++17", "-O1", f"-I{HEURISTICS.parent}", str(tmp_path / "main.cpp"), "-o", str(exe)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
     for line in out[:-1]:
@@ -155,3 +167,62 @@ def test_heuristic_configs_are_legal(tmp_path):
         if m == 4096 and sms == 132:
             assert bn in (128, 160), where
     assert out[-1].split()[1:] == ["128", "64"] or out[-1].split()[2] in ("64", "32", "16"), out[-1]
+
+
+def _nvrtc():
+    """libnvrtc through ctypes (the pip wheel nvidia-cuda-nvrtc, or the toolkit's), or None."""
+    import ctypes
+    import glob
+
+    dirs = []
+    try:
+        import nvidia.cu13 as cu13  # type: ignore[import-not-found]
+
+        dirs += [str(Path(p) / "lib") for p in cu13.__path__]
+    except ImportError:
+        pass
+    dirs += ["/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib"]
+    for d in dirs:
+        for lib in sorted(glob.glob(f"{d}/libnvrtc.so*")):
+            if "builtins" in lib or "alt" in lib:
+                continue
+            try:
+                # NOTE: load the builtins first from the same folder so NVRTC finds them without LD_LIBRARY_PATH.
+                for b in glob.glob(f"{d}/libnvrtc-builtins.so*"):
+                    if "alt" not in b:
+                        ctypes.CDLL(b, mode=ctypes.RTLD_GLOBAL)
+                return ctypes.CDLL(lib)
+            except OSError:
+                continue
+    return None
+
+
+@pytest.mark.parametrize("stem,args", [INSTANCES[0], INSTANCES[6]], ids=["1d2d", "1d1d"])
+def test_kernels_compile_with_nvrtc(stem, args):
+    import ctypes
+
+    lib = _nvrtc()
+    cccl = Path("/usr/local/cuda/include/cccl")
+    if lib is None or not cccl.exists():
+        pytest.skip("libnvrtc or the CCCL headers not found")
+    prog = ctypes.c_void_p()
+    src = f"#include <dg_core/impls/{stem}.cuh>\n".encode()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, b"k.cu", 0, None, None) == 0
+    assert lib.nvrtcAddNameExpression(prog, f"&dg::{stem}_impl<{args}>".encode()) == 0
+    opts = [
+        b"-std=c++20",
+        b"-arch=sm_90a",
+        b"-default-device",
+        f"-I{INCLUDE}".encode(),
+        f"-I{cccl}".encode(),
+        b"-I/usr/local/cuda/include",
+    ]
+    rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    assert rc == 0, log.value.decode(errors="replace")
+    lib.nvrtcGetCUBINSize(prog, ctypes.byref(size))
+    assert size.value > 0
+    lib.nvrtcDestroyProgram(ctypes.byref(prog))

@@ -17,6 +17,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.sm90]
 SEED_NK = [(2112, 7168), (24576, 1536), (32768, 512), (7168, 16384), (4096, 7168), (7168, 2048)]
 SEED = [(m, n, k) for m in (64, 128, 4096) for n, k in SEED_NK]
 EDGE = [(m, n, k) for m in (1, 7, 63, 65, 129, 1000, 4097) for n in (2112, 576) for k in (128, 256, 7168)]
+# K with a partial last 128-block and N that is neither a multiple of 16 nor of the tile width.
+EDGE += [(65, 1000, 1040), (4097, 1000, 1040), (1, 8, 16)]
 
 
 def _core():
@@ -65,7 +67,7 @@ def check(out: torch.Tensor, ref: torch.Tensor, what: str) -> None:
     err = (out.double() - ref).abs()
     for i in range(0, m, 128):
         for j in range(0, n, 128):
-            e, r = err[i:i + 128, j:j + 128].max(), ref[i:i + 128, j:j + 128].abs().max()
+            e, r = err[i : i + 128, j : j + 128].max(), ref[i : i + 128, j : j + 128].abs().max()
             assert e <= 1e-2 * r + 1e-6, f"{what}: tile ({i}, {j}) error {float(e):.3e} vs max |ref| {float(r):.3e}"
 
 
@@ -85,8 +87,18 @@ def test_fp8_gemm_nt_1d2d(m, n, k):
     check(d, ref, f"1d2d {m}x{n}x{k}")
 
 
-@pytest.mark.parametrize("m,n,k", [(2112, 4096, 4096), (7168, 4096, 2048), (129, 2112, 7168), (65, 576, 7168),
-                                   (4097, 576, 256), (64, 2112, 128)])
+@pytest.mark.parametrize(
+    "m,n,k",
+    [
+        (2112, 4096, 4096),
+        (7168, 4096, 2048),
+        (129, 2112, 7168),
+        (65, 576, 7168),
+        (4097, 576, 256),
+        (64, 2112, 128),
+        (129, 1000, 1040),
+    ],
+)
 @pytest.mark.parametrize("mode", ["c_distinct", "c_is_d", "no_c"])
 def test_fp8_gemm_nt_1d1d_accumulate(m, n, k, mode):
     a, sfa = quantise(torch.randn(m, k, device="cuda"), 1)

@@ -2,6 +2,7 @@
 
 Run from packages/dg-core: python3 tests/standalone/gen_wgmma_fp8.py
 """
+
 from pathlib import Path
 
 OUT = Path("src/dg/core/include/dg_core/ptx/wgmma_fp8.cuh")

@@ -4,6 +4,9 @@
 //   run <cubin_dir> [sweep]     on a GPU: for each case, load the config's cubin, fill random inputs, launch,
 //                               check against an FP64-accumulated reference (NaN-poisoned output, calc_diff,
 //                               per-128x128-tile error), and time (cold L2, median of 30)
+// Environment: DG_ONLY=m,n,k,block_n,cluster[,splits] runs one 1D2D case; DG_SEEDS_ONLY=1 the 18 seed shapes;
+// DG_REPS=n the number of timed launches; DG_CTAS=n forces the grid of multicast cases.
+// Build: tests/standalone/build_sm90_fp8_gemm.sh [out_dir] [sweep]   (out_dir defaults to <repo>/.gemmbin)
 //
 // Cubins: <cubin_dir>/<sanitised instance>.cubin, each holding exactly one kernel (found by enumeration).
 #include <cuda.h>
@@ -139,6 +142,9 @@ static std::vector<Case> make_cases(bool sweep) {
     cs.push_back(mk(64, 2112, 7168, 64, 1, 4));                  // forced split-K edge cases
     cs.push_back(mk(7, 576, 7168, 128, 1, 7));
     cs.push_back(mk(129, 2112, 1664, 128, 1, 5));
+    cs.push_back(mk(65, 1000, 1040));    // partial last K block, N not a multiple of 16
+    cs.push_back(mk(4097, 1000, 1040));
+    cs.push_back(mk(1, 8, 16));
     // 1D1D (weight-gradient style, FP32 D += A B^T): seed-like and edge shapes, split-K included.
     for (auto [m, n, k, sp] : {std::tuple{2112, 4096, 4096, 0}, {7168, 4096, 2048, 0}, {576, 4096, 4096, 0},
                                {129, 2112, 7168, 0}, {64, 576, 7168, 0}, {65, 2112, 7168, 3}, {4097, 576, 256, 0}}) {
@@ -309,6 +315,12 @@ static CUfunction load_kernel(const std::string& dir, const std::string& inst) {
     return f[0];
 }
 
+// DG_REPS=n overrides the number of timed launches (e.g. 3 under compute-sanitizer); the first 2 are warm-up.
+static int num_reps(int dflt) {
+    const char* v = getenv("DG_REPS");
+    return v ? std::max(3, std::atoi(v)) : dflt;
+}
+
 struct Ctx {
     void* flush;
     size_t flush_bytes;
@@ -384,7 +396,7 @@ static bool run_1d1d(const Case& cs, const Sm90Fp8Config& c, CUfunction fn, Ctx&
     worst = *std::max_element(te.begin(), te.end());
     nans = hn[0];
     std::vector<float> ts;
-    for (int rep = 0; rep < 22; ++rep) {
+    for (int rep = 0; rep < num_reps(22); ++rep) {
         CK(cudaMemsetAsync(x.flush, rep, x.flush_bytes));
         CK(cudaEventRecord(x.e0));
         CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
@@ -552,7 +564,7 @@ int main(int argc, char** argv) {
 
         // Time: cold L2 (256 MiB memset between reps), median of 30.
         std::vector<float> ts;
-        for (int rep = 0; rep < 32; ++rep) {
+        for (int rep = 0; rep < num_reps(32); ++rep) {
             CK(cudaMemsetAsync(flush, rep, flush_bytes));
             CK(cudaEventRecord(e0));
             CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
