@@ -148,6 +148,18 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(venv_backend=BACKEND)
+def sanitize(session: nox.Session) -> None:
+    """compute-sanitizer memcheck and racecheck over the FP8 GEMM paths (needs an SM90 GPU)."""
+    cap = _has_gpu(session)
+    if cap is None or cap[0] != 9:
+        session.log(f"no SM90 GPU here (found {cap or 'none'}): nothing run")
+        return
+    script = str(ROOT / "packages" / "dg-core" / "tests" / "sanitize_fp8_gemm.py")
+    for tool in ("memcheck", "racecheck"):
+        session.run("compute-sanitizer", "--tool", tool, "--error-exitcode", "1", "python", script, external=True)
+
+
+@nox.session(venv_backend=BACKEND)
 def docs(session: nox.Session) -> None:
     """Build the Sphinx site with warnings as errors (docs/_build/html)."""
     _base_deps(session)

@@ -1,0 +1,53 @@
+"""Runs fp8_gemm_nt on three shapes (one of each kernel path: small-M 1D2D, multicast 1D2D, 1D1D accumulate) for
+compute-sanitizer: `compute-sanitizer --tool memcheck python packages/dg-core/tests/sanitize_fp8_gemm.py` (and racecheck).
+Exits non-zero if a result is wrong."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+import dg.core
+
+
+def quantised(rows: int, k: int, block_scales: bool):
+    x = torch.randn(rows, k, device="cuda")
+    if block_scales:
+        sf = torch.rand((rows + 127) // 128, k // 128, device="cuda").add_(0.5)
+        full = sf.repeat_interleave(128, 0)[:rows].repeat_interleave(128, 1)
+    else:
+        pitch = (rows + 3) // 4 * 4
+        sf = torch.rand(k // 128, pitch, device="cuda").add_(0.5)[:, :rows].t()
+        full = sf.repeat_interleave(128, 1)
+    q = (x / full).to(torch.float8_e4m3fn)
+    return q, sf, q.double() * full.double()
+
+
+def main() -> int:
+    torch.manual_seed(0)
+    bad = 0
+    for m, n, k, recipe in [(129, 576, 256, (1, 128, 128)), (512, 2112, 512, (1, 128, 128)),
+                            (256, 384, 384, (1, 1, 128))]:
+        a, sfa, a_ref = quantised(m, k, False)
+        b, sfb, b_ref = quantised(n, k, recipe[1] == 128)
+        ref = a_ref @ b_ref.t()
+        if recipe[1] == 128:
+            d = torch.full((m, n), float("nan"), device="cuda", dtype=torch.bfloat16)
+            dg.core.fp8_gemm_nt((a, sfa), (b, sfb), d)
+        else:
+            c = torch.randn(m, n, device="cuda")
+            d = c.clone()
+            dg.core.fp8_gemm_nt((a, sfa), (b, sfb), d, c=d, recipe=recipe)
+            ref = ref + c.double()
+        torch.cuda.synchronize()
+        out = d.double()
+        diff = 1 - 2 * (out * ref).sum() / (out * out + ref * ref).sum()
+        ok = not out.isnan().any().item() and diff.item() < 1e-3
+        print(f"{m}x{n}x{k} recipe={recipe}: calc_diff={diff.item():.2e} {'ok' if ok else 'WRONG'}")
+        bad += not ok
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
