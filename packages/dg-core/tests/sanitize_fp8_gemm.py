@@ -1,14 +1,14 @@
 """Runs fp8_gemm_nt on three shapes (one of each kernel path: small-M 1D2D, multicast 1D2D, 1D1D accumulate) for
-compute-sanitizer: `compute-sanitizer --tool memcheck python packages/dg-core/tests/sanitize_fp8_gemm.py` (and racecheck).
+compute-sanitizer, e.g.
+`compute-sanitizer --tool memcheck python packages/dg-core/tests/sanitize_fp8_gemm.py` (and racecheck).
 Exits non-zero if a result is wrong."""
 
 from __future__ import annotations
 
 import sys
 
-import torch
-
 import dg.core
+import torch
 
 
 def quantised(rows: int, k: int, block_scales: bool):

@@ -224,3 +224,12 @@ def test_nvrtc_compiles_the_real_wgmma_tma_gemm(cache, monkeypatch):
     assert instance.startswith("dg::sm90_fp8_gemm_1d2d_impl<")
     entries = list((cache / "cache").glob("sm90_fp8_gemm_1d2d.*/kernel.cubin"))
     assert len(entries) == 1 and entries[0].read_bytes()[:4] == b"\x7fELF"
+
+
+@needs_nvcc
+def test_sm100a_target_compiles(cache):
+    """The JIT targets Blackwell too (sm_100a), with its own cache entry; no SM100 kernel family is shipped yet."""
+    k90 = compile_probe(scale=4)
+    k100 = jit.compile("probe", "jit_probe/probe.cuh", "dg_test::probe_impl<4>", include_dirs=[str(DATA.parent)],
+                       signature=("ptr", "ptr", "u32", "f32"), arch="sm_100a")
+    assert k100.cubin[:4] == b"\x7fELF" and k100.cache_path != k90.cache_path

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from dg.moe import make_contiguous_layout, validate_masked_m
 
 

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace dg::heuristics {
@@ -97,8 +98,8 @@ inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int
 //  * M <= 128 (memory-bound): BLOCK_M 64/128 and the BLOCK_N (16..160) that minimises the busiest SM's
 //    bytes + math (cost model below); for 1D1D, if even BLOCK_N 64 leaves more than half the SMs idle on a
 //    long K, split K (up to 4 ways, at least 8 K blocks per split) with BLOCK_N 64 to feed every SM.
-inline Sm90Fp8Config choose_sm90_fp8_config(Sm90Fp8Kind kind, int m, int n, int k, int num_sms, int smem_limit,
-                                            int head_left = 0, int head_right = 0) {
+inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n, int k, int num_sms, int smem_limit,
+                                                  int head_left = 0, int head_right = 0) {
     Sm90Fp8Config best;
     best.block_n = 0;
     const int block_m = m <= 64 ? 64 : 128;
@@ -173,6 +174,59 @@ inline Sm90Fp8Config choose_sm90_fp8_config(Sm90Fp8Kind kind, int m, int n, int 
         }
     }
     return finish(best_n, 1, false);
+}
+
+// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas]" (0 or missing = keep the heuristic's
+// value) replaces parts of a 1D2D config, for A/B timing through the real API (benchmarks, probes). Returns
+// the config unchanged when the variable is unset or the forced config cannot run (the reason goes to stderr);
+// a forced cluster of 2 is dropped when BLOCK_N / 2 is not a multiple of 8 or the M blocks are odd.
+struct Sm90Fp8Force {
+    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0;
+    bool any() const { return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0; }
+    bool operator==(const Sm90Fp8Force&) const = default;
+};
+
+inline Sm90Fp8Force sm90_fp8_force_from_env() {
+    Sm90Fp8Force f;
+    const char* v = std::getenv("DG_SM90_FP8_FORCE");
+    if (v == nullptr || v[0] == '\0') return f;
+    std::sscanf(v, "%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas);
+    return f;
+}
+
+inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90Fp8Force& f, Sm90Fp8Kind kind, int m,
+                                          int n, int k, int num_sms, int smem_limit, int head_left = 0,
+                                          int head_right = 0) {
+    if (!f.any() || base.block_n == 0) return base;
+    Sm90Fp8Config c = base;
+    if (f.block_n > 0) c.block_n = f.block_n;
+    if (f.cluster_m > 0) c.cluster_m = f.cluster_m;
+    c.chunk_n = pick_chunk_n(kind, c.block_n, head_left, head_right);
+    c.stages = f.stages > 0 ? f.stages : max_stages_for(kind, c.block_m, c.block_n, k, smem_limit);
+    const int num_m_blocks = ceil_div_i(m, c.block_m);
+    if (c.cluster_m == 2 && ((c.block_n / 2) % 8 != 0 || num_m_blocks % 2 != 0)) c.cluster_m = 1;
+    c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages);
+    const bool ok = c.block_n % 8 == 0 && c.block_n >= 8 && c.block_n <= 256 && c.chunk_n > 0 &&
+                    (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) && c.stages >= 2 &&
+                    c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) && c.num_splits == 1;
+    if (!ok) {
+        std::fprintf(stderr, "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
+                     f.block_n, f.stages, f.cluster_m, f.ctas, m, n, k);
+        return base;
+    }
+    const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, c.block_n);
+    c.num_ctas = static_cast<int>(std::min<int64_t>(units, f.ctas > 0 ? f.ctas : num_sms));
+    if (c.cluster_m == 2) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
+    return c;
+}
+
+// The config the launchers use: the model above, then DG_SM90_FP8_FORCE (1D2D only) when set.
+inline Sm90Fp8Config choose_sm90_fp8_config(Sm90Fp8Kind kind, int m, int n, int k, int num_sms, int smem_limit,
+                                            int head_left = 0, int head_right = 0) {
+    const Sm90Fp8Config c = choose_sm90_fp8_config_model(kind, m, n, k, num_sms, smem_limit, head_left, head_right);
+    if (kind != Sm90Fp8Kind::k1D2D) return c;
+    return apply_sm90_fp8_force(c, sm90_fp8_force_from_env(), kind, m, n, k, num_sms, smem_limit, head_left,
+                                head_right);
 }
 
 }  // namespace dg::heuristics

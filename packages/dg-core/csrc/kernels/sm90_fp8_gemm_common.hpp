@@ -3,7 +3,8 @@
 //
 // The per-call host path is: one hash-map lookup under a mutex (plan), four or five
 // cuTensorMapEncodeTiled calls, one cuLaunchKernelEx. Compilation and config choice happen once per
-// (device, recipe, M, N, K, head split, SM count) and are printed with DG_PRINT_CONFIGS=1.
+// (device, recipe, M, N, K, head split, SM count, DG_SM90_FP8_FORCE) and are printed with DG_PRINT_CONFIGS=1.
+// The per-call path also reads DG_SM90_FP8_FORCE (one getenv; see heuristics/sm90_fp8.hpp).
 #pragma once
 
 #include <cstdint>
@@ -82,23 +83,27 @@ inline const Sm90Fp8Plan& sm90_fp8_plan(Sm90Fp8Kind kind, int64_t m, int64_t n, 
     struct Key {
         int64_t m, n, k;
         int kind, dev, sms, hl, hr;
+        heuristics::Sm90Fp8Force force;  // DG_SM90_FP8_FORCE at call time (experiments; usually all zero)
         bool operator==(const Key& o) const {
             return m == o.m && n == o.n && k == o.k && kind == o.kind && dev == o.dev && sms == o.sms && hl == o.hl &&
-                   hr == o.hr;
+                   hr == o.hr && force == o.force;
         }
     };
     struct KeyHash {
         size_t operator()(const Key& x) const {
             uint64_t h = 1469598103934665603ull;
             for (int64_t v : {x.m, x.n, x.k, int64_t(x.kind), int64_t(x.dev), int64_t(x.sms), int64_t(x.hl),
-                              int64_t(x.hr)})
+                              int64_t(x.hr), int64_t(x.force.block_n), int64_t(x.force.stages),
+                              int64_t(x.force.cluster_m), int64_t(x.force.ctas)})
                 h = (h ^ static_cast<uint64_t>(v)) * 1099511628211ull;
             return static_cast<size_t>(h);
         }
     };
     static std::mutex mutex;
     static std::unordered_map<Key, std::unique_ptr<Sm90Fp8Plan>, KeyHash> cache;
-    const Key key{m, n, k, static_cast<int>(kind), dev.ordinal, sms, head_left, head_right};
+    // NOTE: the experiment knob is read on every call (one getenv) so a process can A/B configs.
+    const Key key{m, n, k, static_cast<int>(kind), dev.ordinal, sms, head_left, head_right,
+                  heuristics::sm90_fp8_force_from_env()};
     {
         std::lock_guard lock(mutex);
         if (auto it = cache.find(key); it != cache.end()) [[likely]]

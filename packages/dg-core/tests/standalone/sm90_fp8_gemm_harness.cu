@@ -541,8 +541,10 @@ int main(int argc, char** argv) {
         CK(cudaDeviceSynchronize());
 
         // Check (skipped for sweep-only duplicates of big shapes to save time: every config is still checked once).
+        // DG_SKIP_CHECK=1: timing only (the FP64 reference of an M = 4096 shape takes seconds); rows say "unchecked".
+        const bool skip_check = getenv("DG_SKIP_CHECK") != nullptr;
         const dim3 rg((n + 63) / 64, (m + 63) / 64);
-        reference_1d2d<<<rg, 256>>>(a, sfa, pitch, b, sfb, ref, m, n, k);
+        if (!skip_check) reference_1d2d<<<rg, 256>>>(a, sfa, pitch, b, sfb, ref, m, n, k);
         CK(cudaMemset(sums, 0, 3 * sizeof(double)));
         CK(cudaMemset(nan_count, 0, 2 * sizeof(int)));
         const dim3 tg((n + 127) / 128, (m + 127) / 128);
@@ -559,7 +561,7 @@ int main(int argc, char** argv) {
         CK(cudaMemcpy(te.data(), tile_err, te.size() * 4, cudaMemcpyDeviceToHost));
         const double diff = 1.0 - 2.0 * hs[0] / std::max(hs[1] + hs[2], 1e-300);
         const float worst = *std::max_element(te.begin(), te.end());
-        bool ok = hn[0] == 0 && hn[1] == 0 && diff < 1e-3 && worst < 1e-2;
+        bool ok = skip_check || (hn[0] == 0 && hn[1] == 0 && diff < 1e-3 && worst < 1e-2);
         failures += !ok;
 
         // Time: cold L2 (256 MiB memset between reps), median of 30.
@@ -587,7 +589,7 @@ int main(int argc, char** argv) {
         const double diff2 = 1.0 - 2.0 * hs[0] / std::max(hs[1] + hs[2], 1e-300);
         const float worst2 = *std::max_element(te.begin(), te.end());
         const bool ok2 = hn[0] == 0 && diff2 < 1e-3 && worst2 < 1e-2;
-        if (ok && !ok2) { ++failures; ok = false; }
+        if (ok && !ok2 && !skip_check) { ++failures; ok = false; }
         std::sort(ts.begin(), ts.end());
         const double us = ts[ts.size() / 2];
         const double bytes = double(m) * k + double(n) * k + double(m) * n_out * 2 + double(pitch) * nkb * 4 +
@@ -596,7 +598,7 @@ int main(int argc, char** argv) {
         std::snprintf(cfg, sizeof(cfg), "bm%d bn%d st%d cl%d ch%d sp%d ctas%d smem%d", c.block_m, c.block_n, c.stages,
                       c.cluster_m, c.chunk_n, c.num_splits, int(lc.gridDimX), c.smem_bytes);
         std::printf("%6d %6d %6d | %-58s | %9.1f %8.1f %9.1f %7.1e | %s%s\n", m, n, k, cfg, us,
-                    2.0 * m * n * k / us / 1e6, bytes / us / 1e3, diff, ok ? "ok" : "FAIL",
+                    2.0 * m * n * k / us / 1e6, bytes / us / 1e3, diff, skip_check ? "unchecked" : (ok ? "ok" : "FAIL"),
                     ok ? "" : (" nan=" + std::to_string(hn[0]) + " gap=" + std::to_string(hn[1]) + " tile=" +
                                std::to_string(worst)).c_str());
         std::fflush(stdout);

@@ -8,7 +8,8 @@
 //
 // Work: a query group is kNumQ = kQRows / H consecutive queries (kQRows = 128 or 256 Q rows, one wgmma N).
 // Persistent CTAs take groups
-// blockIdx.x, blockIdx.x + gridDim.x, ...; a group walks the union of its queries' key ranges in tiles of 64
+// blockIdx.x, blockIdx.x + gridDim.x, ...; a group walks the union of its queries' key ranges, its start rounded
+// down to a multiple of 4 keys (TMA needs a 16-byte aligned innermost coordinate for the scales), in tiles of 64
 // keys; tile t of the CTA's sequence goes to math warpgroup t % 2 (roles, pipelines and the shared memory map in
 // sm90_mqa_logits_common.cuh). Q rows and weights of a group are double buffered, keys use kNumStages stages.
 //
@@ -30,7 +31,12 @@ DG_DEVICE void clamped_range(const int* ks, const int* ke, unsigned int i, unsig
     hi = max_of(hi, lo);
 }
 
-// Union of the key ranges of the group's queries, as a first key and a tile count.
+// Keys per 16 bytes of FP32 scales: the granularity of a tile's first key (see GroupRange).
+constexpr unsigned int kScaleKeyAlign = 16 / sizeof(float);
+static_assert(kBlockKV % kScaleKeyAlign == 0, "every tile's first key must stay 16-byte aligned in s_map");
+
+// Union of the key ranges of the group's queries, as a first key (a multiple of kScaleKeyAlign) and a tile
+// count.
 template <unsigned int kNumQ>
 struct GroupRange {
     unsigned int lo[kNumQ], hi[kNumQ];  // per query; empty ([0, 0)) for queries past S
@@ -49,8 +55,10 @@ struct GroupRange {
                 u_hi = max_of(u_hi, hi[q]);
             }
         }
-        first_key = u_hi > u_lo ? u_lo : 0;
-        num_tiles = u_hi > u_lo ? ceil_div(u_hi - u_lo, kBlockKV) : 0;
+        // NOTE: the scale load's key is the innermost TMA coordinate of s_map, and Hopper raises an illegal
+        // instruction unless an innermost coordinate lands on a 16-byte boundary: start on a multiple of 4 keys.
+        first_key = u_hi > u_lo ? u_lo / kScaleKeyAlign * kScaleKeyAlign : 0;
+        num_tiles = u_hi > u_lo ? ceil_div(u_hi - first_key, kBlockKV) : 0;
     }
 };
 
