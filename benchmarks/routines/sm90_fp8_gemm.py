@@ -2,8 +2,9 @@
 
 Each row: our median time (cold L2, ``ctx.bench``), TFLOPS, GB/s (A + B + D + both scale tensors, each once), the
 fraction of the roofline ``max(bytes / copy bandwidth, FLOPs / FP8 per-tensor cuBLAS rate)`` with both ceilings
-taken from the anchors (the card's own measured numbers), cuBLASLt's blockwise-scaled FP8 GEMM through
-``torch._scaled_mm`` timed in the same run, and DeepGEMM's time from the anchors file (same card type, other run).
+taken from the anchors (the card's own measured numbers), cuBLASLt's FP8 GEMM through ``torch._scaled_mm`` timed in
+the same run (blockwise 1x128/128x128 scales when this torch/CUDA offers them, else per-tensor: the "cuBLASLt path"
+column says which), and DeepGEMM's time from the anchors file (same card type, other run).
 Inputs are random normal BF16 quantised with 1x128 per-token scales (A) and 128x128 block scales (B); the scale
 tensors are already in the layout the kernel requires, so no transform is timed.
 """
@@ -38,24 +39,58 @@ def _mn_major(torch, sf):
     return out
 
 
-def _cublaslt_fn(torch, a, sfa_rowmajor, b, sfb, out_dtype):
-    """torch._scaled_mm's blockwise path (cuBLASLt), or None when this torch/cuBLAS does not offer it.
+def _calc_diff(x, y) -> float:
+    x, y = x.double(), y.double()
+    denom = (x * x + y * y).sum().item()
+    return 1.0 - 2.0 * (x * y).sum().item() / denom if denom > 0 else 0.0
 
-    NOTE: torch versions differ in the scale layouts they accept for the 1x128 / 128x128 recipe; the first
-    combination that runs is timed.
+
+def cublaslt_fn(torch, a, sfa_rowmajor, b, sfb, out_dtype, expect=None):
+    """A callable timing cuBLASLt's FP8 GEMM through ``torch._scaled_mm``, and the label of the path it takes.
+
+    First choice: the blockwise recipe (1 x 128 scales on A, 128 x 128 on B; CUDA >= 12.9, SM90). torch checks the
+    scales against the operands as passed, ``a`` [M, K] and ``b.t()`` [K, N]:
+      * scale_a [M, ceil(K/128)] FP32 with strides (1, M) (outer-dim-major);
+      * scale_b [ceil(K/128), ceil(N/128)] FP32 whose transpose is row-major, i.e. ``sfb.t()`` of the row-major
+        [ceil(N/128), ceil(K/128)] tensor; newer torch versions want that row pitch padded to a multiple of 4.
+    The blockwise result must match ``expect`` (our output, calc_diff < 1e-3) or the layout was misread and the
+    path is not used. Fallback: per-tensor scaled FP8 (unit scales): the same FLOPs and bytes, not the same math.
+    Returns ``(fn, label)``; ``(None, reason)`` when neither path runs.
     """
-    sa_options = (sfa_rowmajor.t().contiguous().t(), sfa_rowmajor)  # outer-dim-major first, then row-major
-    sb_options = (sfb, sfb.t().contiguous().t(), sfb.t().contiguous())
-    for sa in sa_options:
-        for sb in sb_options:
-            try:
-                fn = lambda sa=sa, sb=sb: torch._scaled_mm(a, b.t(), scale_a=sa, scale_b=sb, out_dtype=out_dtype)  # noqa: E731
-                fn()
-                torch.cuda.synchronize()
-                return fn
-            except Exception:  # noqa: BLE001 - any rejection means "this layout is not accepted here"
-                continue
-    return None
+    if not hasattr(torch, "_scaled_mm"):
+        return None, "torch._scaled_mm missing"
+    m, k = a.shape
+    n = b.shape[0]
+    sk = -(-k // 128)
+    sa = torch.empty_strided((m, sk), (1, m), device=a.device, dtype=torch.float32)
+    sa.copy_(sfa_rowmajor)
+    sb_dense = sfb.contiguous().t()  # [sk, ceil(N/128)], strides (1, sk)
+    pitch = -(-sk // 4) * 4
+    sb_pad = torch.zeros(sfb.shape[0], pitch, device=a.device, dtype=torch.float32)
+    sb_pad[:, :sk] = sfb
+    sb_pad = sb_pad[:, :sk].t()  # strides (1, pitch)
+    errors = []
+    for sb, name in ((sb_dense, "dense"), (sb_pad, "padded")):
+        try:
+            fn = lambda sb=sb: torch._scaled_mm(a, b.t(), scale_a=sa, scale_b=sb, out_dtype=out_dtype)  # noqa: E731
+            out = fn()
+            torch.cuda.synchronize()
+        except Exception as e:  # noqa: BLE001 - a rejection means "this layout is not accepted here"
+            errors.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+            continue
+        if expect is not None and _calc_diff(out.float(), expect.float()) > 1e-3:
+            errors.append(f"{name}: ran but disagrees with dg (calc_diff {_calc_diff(out.float(), expect.float()):.2e})")
+            continue
+        return fn, "blockwise 1x128/128x128"
+    one = torch.ones((), device=a.device, dtype=torch.float32)
+    try:
+        fn = lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=out_dtype)  # noqa: E731
+        fn()
+        torch.cuda.synchronize()
+        return fn, "per-tensor (blockwise unavailable)"
+    except Exception as e:  # noqa: BLE001
+        errors.append(f"per-tensor: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+        return None, "; ".join(errors)
 
 
 def run(ctx) -> list[dict]:
@@ -67,6 +102,7 @@ def run(ctx) -> list[dict]:
     copy_gbs = float(ceilings.get("copy_gbs", 3020))
     fp8_tflops = float(ceilings.get("fp8_per_tensor_tflops", 1386))
     rows = []
+    cublas_reason = None
     for m in SEED_MS:
         for n, k in SEED_NK:
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
@@ -77,7 +113,9 @@ def run(ctx) -> list[dict]:
             d = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
             fn = lambda a=a, sfa_mn=sfa_mn, b=b, sfb=sfb, d=d: core.fp8_gemm_nt((a, sfa_mn), (b, sfb), d)  # noqa: E731
             us = ctx.bench(fn)
-            ref = _cublaslt_fn(torch, a, sfa, b, sfb, torch.bfloat16)
+            ref, cublas_kind = cublaslt_fn(torch, a, sfa, b, sfb, torch.bfloat16, expect=d)
+            if ref is None and cublas_reason is None:
+                cublas_reason = cublas_kind
             cublas_us = ctx.bench(ref) if ref is not None else None
             flops = 2.0 * m * n * k
             nbytes = a.numel() + b.numel() + d.numel() * 2 + sfa.numel() * 4 + sfb.numel() * 4
@@ -94,9 +132,12 @@ def run(ctx) -> list[dict]:
                     "GB/s": nbytes / us / 1e3,
                     "% of roofline": 100.0 * roofline_us / us,
                     "cuBLASLt us": cublas_us,
+                    "cuBLASLt path": cublas_kind if ref is not None else "unavailable",
                     "speedup vs cuBLASLt": (cublas_us / us) if cublas_us else None,
                     "DeepGEMM us (anchor)": dg_us,
                     "speedup vs DeepGEMM": (dg_us / us) if dg_us else None,
                 }
             )
+    if cublas_reason:
+        print(f"sm90_fp8_gemm: cuBLASLt column incomplete: {cublas_reason}")
     return rows

@@ -170,7 +170,7 @@ inline void fp8_gemm_nt(nb::handle a, nb::handle b, nb::handle d, nb::handle c, 
     }
     check_sm90(call.device);
 
-    ensure_context(call.device);
+    ContextGuard context(call.device);
     CUstream stream = bind::current_stream(d, call.device);
     if (call.gran_n == 128) {
         kernels::sm90_fp8_gemm_1d2d(call.a.data, call.a.sf, call.b.data, call.b.sf, call.d, call.m, call.n, call.k,
@@ -238,7 +238,7 @@ inline void fp8_gemm_nt_skip_head_mid(nb::handle a, nb::handle b, nb::handle d, 
     check_tma_2d(call.b.data, "b[0]");
     check_tma_2d(call.d, "d");
     check_sm90(call.device);
-    ensure_context(call.device);
+    ContextGuard context(call.device);
     CUstream stream = bind::current_stream(d, call.device);
     kernels::sm90_fp8_gemm_1d2d_skip_head_mid(call.a.data, call.a.sf, call.b.data, call.b.sf, call.d, call.m, call.n,
                                               call.k, left, mid, right, stream);

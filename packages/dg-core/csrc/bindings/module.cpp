@@ -69,7 +69,7 @@ void launch_kernel(dg::Kernel& kernel, const std::string& signature, nb::tuple a
                                             kernel.name(), i, nb::type_name(a.type()).c_str(), signature[i]));
         }
     }
-    dg::ensure_context(device);
+    dg::ContextGuard context(device);
     dg::LaunchConfig cfg;
     cfg.grid = {static_cast<uint32_t>(std::get<0>(grid)), static_cast<uint32_t>(std::get<1>(grid)),
                 static_cast<uint32_t>(std::get<2>(grid))};

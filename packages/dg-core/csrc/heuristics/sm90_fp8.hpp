@@ -183,7 +183,9 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
 struct Sm90Fp8Force {
     int block_n = 0, stages = 0, cluster_m = 0, ctas = 0;
     bool any() const { return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0; }
-    bool operator==(const Sm90Fp8Force&) const = default;
+    bool operator==(const Sm90Fp8Force& o) const {
+        return block_n == o.block_n && stages == o.stages && cluster_m == o.cluster_m && ctas == o.ctas;
+    }
 };
 
 inline Sm90Fp8Force sm90_fp8_force_from_env() {

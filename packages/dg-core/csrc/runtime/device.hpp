@@ -51,6 +51,26 @@ inline CUcontext ensure_context(int ordinal) {
     return pctx;
 }
 
+// Makes device `ordinal`'s context current for the scope and restores the caller's context afterwards, so that a
+// call on a tensor of another GPU never changes which device torch (the runtime API) considers current.
+class ContextGuard {
+public:
+    explicit ContextGuard(int ordinal) {
+        DG_CU_CHECK(DG_CU(cuCtxGetCurrent)(&previous_));
+        CUcontext now = ensure_context(ordinal);
+        restore_ = previous_ != nullptr && previous_ != now;
+    }
+    ~ContextGuard() {
+        if (restore_) DG_CU(cuCtxSetCurrent)(previous_);
+    }
+    ContextGuard(const ContextGuard&) = delete;
+    ContextGuard& operator=(const ContextGuard&) = delete;
+
+private:
+    CUcontext previous_ = nullptr;
+    bool restore_ = false;
+};
+
 inline int current_ordinal() {
     CUcontext ctx = nullptr;
     DG_CU_CHECK(DG_CU(cuCtxGetCurrent)(&ctx));

@@ -1,0 +1,79 @@
+"""DG_SM90_FP8_FORCE (experiment knob of heuristics/sm90_fp8.hpp): forced fields replace the model's, illegal
+forces fall back to the model with a message, and 1D1D ignores the knob. CPU only (host C++ compiled with g++)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HEURISTICS = Path(__file__).resolve().parents[1] / "csrc" / "heuristics" / "sm90_fp8.hpp"
+
+MAIN = r"""
+#include "sm90_fp8.hpp"
+#include <cstdio>
+using namespace dg::heuristics;
+int main(int argc, char** argv) {
+    int m = std::atoi(argv[1]), n = std::atoi(argv[2]), k = std::atoi(argv[3]);
+    Sm90Fp8Kind kind = std::atoi(argv[4]) == 0 ? Sm90Fp8Kind::k1D2D : Sm90Fp8Kind::k1D1D;
+    Sm90Fp8Config c = choose_sm90_fp8_config(kind, m, n, k, 132, 232448);
+    std::printf("%d %d %d %d %d %d\n", c.block_n, c.stages, c.cluster_m, c.num_ctas, c.chunk_n, c.smem_bytes);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def exe(tmp_path_factory):
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    d = tmp_path_factory.mktemp("force")
+    (d / "main.cpp").write_text(MAIN)
+    subprocess.run([cxx, "-std=c++17", "-O1", f"-I{HEURISTICS.parent}", str(d / "main.cpp"), "-o", str(d / "f")],
+                   check=True, capture_output=True)
+    return d / "f"
+
+
+def run(exe, force, m, n, k, kind=0):
+    env = dict(os.environ)
+    env.pop("DG_SM90_FP8_FORCE", None)
+    if force is not None:
+        env["DG_SM90_FP8_FORCE"] = force
+    r = subprocess.run([str(exe), str(m), str(n), str(k), str(kind)], env=env, capture_output=True, text=True,
+                       check=True)
+    return tuple(map(int, r.stdout.split())), r.stderr
+
+
+def test_unset_and_empty_keep_the_model(exe):
+    base, _ = run(exe, None, 4096, 4096, 7168)
+    assert base[:4] == (128, 5, 2, 132)
+    assert run(exe, "", 4096, 4096, 7168)[0] == base
+    assert run(exe, "0,0,0,0", 4096, 4096, 7168)[0] == base
+
+
+def test_forced_fields_replace_the_model(exe):
+    bn, stages, cl, ctas, chunk, smem = run(exe, "128,0,1", 4096, 4096, 7168)[0]
+    assert (bn, stages, cl, ctas) == (128, 5, 1, 132)
+    bn, stages, cl, ctas, chunk, smem = run(exe, "160,4,2,128", 4096, 4096, 7168)[0]
+    assert (bn, stages, cl, ctas, chunk) == (160, 4, 2, 128, 32) and smem <= 232448
+    bn, stages, cl, ctas, chunk, _ = run(exe, "32,0,1", 64, 2112, 7168)[0]
+    assert (bn, cl, ctas, chunk) == (32, 1, 66, 32) and stages == 16
+
+
+def test_cluster_dropped_when_m_blocks_are_odd(exe):
+    assert run(exe, "128,0,2", 128, 4096, 7168)[0][2] == 1
+
+
+@pytest.mark.parametrize("force", ["100,0,1", "128,40,1", "264,0,1", "128,16,1"])
+def test_illegal_force_falls_back_with_a_message(exe, force):
+    base, _ = run(exe, None, 4096, 4096, 7168)
+    got, err = run(exe, force, 4096, 4096, 7168)
+    assert got == base
+    assert "DG_SM90_FP8_FORCE" in err and "using the heuristic" in err
+
+
+def test_1d1d_ignores_the_knob(exe):
+    assert run(exe, "32,0,1", 4096, 4096, 7168, kind=1)[0] == run(exe, None, 4096, 4096, 7168, kind=1)[0]
