@@ -32,8 +32,11 @@ def exe(tmp_path_factory):
         pytest.skip("no C++ compiler")
     d = tmp_path_factory.mktemp("force")
     (d / "main.cpp").write_text(MAIN)
-    subprocess.run([cxx, "-std=c++17", "-O1", f"-I{HEURISTICS.parent}", str(d / "main.cpp"), "-o", str(d / "f")],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [cxx, "-std=c++17", "-O1", f"-I{HEURISTICS.parent}", str(d / "main.cpp"), "-o", str(d / "f")],
+        check=True,
+        capture_output=True,
+    )
     return d / "f"
 
 
@@ -42,8 +45,9 @@ def run(exe, force, m, n, k, kind=0):
     env.pop("DG_SM90_FP8_FORCE", None)
     if force is not None:
         env["DG_SM90_FP8_FORCE"] = force
-    r = subprocess.run([str(exe), str(m), str(n), str(k), str(kind)], env=env, capture_output=True, text=True,
-                       check=True)
+    r = subprocess.run(
+        [str(exe), str(m), str(n), str(k), str(kind)], env=env, capture_output=True, text=True, check=True
+    )
     return tuple(map(int, r.stdout.split())), r.stderr
 
 

@@ -119,6 +119,18 @@ def test_mqa_adversarial_ranges():
     run_mqa(q, k, s, w, ks.cuda(), ke.cuda(), what="adversarial")
 
 
+@pytest.mark.parametrize("heads", [32, 128])
+def test_mqa_range_starts_off_the_16_byte_grid(heads):
+    # Regression: a group's first key is the innermost TMA coordinate of the FP32 scale load, and SM90 raises an
+    # illegal instruction unless it lands on 16 bytes (4 keys); every residue mod 4 and odd S_kv occur here.
+    seq_len, seq_len_kv = 64, 203
+    q, k, s, w = make_mqa(seq_len, seq_len_kv, heads, 64)
+    i = torch.arange(seq_len, dtype=torch.int32, device="cuda")
+    ks = (7 * i + 1) % 150
+    ke = torch.clamp(ks + 1 + i % 70, max=seq_len_kv).int()
+    run_mqa(q, k, s, w, ks.int(), ke, what=f"unaligned starts H={heads}")
+
+
 def test_mqa_bad_ranges_are_guarded():
     # ks > ke, negative ks, ke past S_kv: no fault, no hang; the result equals the clipped semantics.
     seq_len, seq_len_kv = 40, 200

@@ -18,7 +18,7 @@ import torch
 from dg.indexer import reference as ref
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from indexer_logits_check import check_logits, mqa_magnitude  # noqa: E402
+from indexer_logits_check import check_logits, mqa_magnitude, paged_magnitude  # noqa: E402
 
 FP8 = torch.float8_e4m3fn
 WGMMA_K = 32
@@ -128,3 +128,34 @@ def test_defects_in_one_row_are_rejected(row):
         out[row] = values[row]
         with pytest.raises(AssertionError):
             check_logits(_masked(out, want).float(), want, True, name, mag)
+
+
+def test_magnitudes_bound_the_logits():
+    # |logit| <= magnitude everywhere, with equality when every input is non-negative; rows come back in the order
+    # asked, for the paged layout too (rows of several sequences, next_n = 2, a table wider than needed).
+    gen = torch.Generator().manual_seed(3)
+    q, k, s, w, ks, ke = _problem(1, heads=32, dim=64)
+    rows = torch.tensor([165, 0, 3])
+    want = ref.mqa_logits(q, k, s, w, ks, ke, clean_logits=False)[rows]
+    mag = mqa_magnitude(q, k, s, w, ks, ke)(rows)
+    assert bool((want.abs() <= mag * (1 + 1e-12)).all())
+    q_pos = q.float().abs().to(FP8)
+    assert torch.allclose(mqa_magnitude(q_pos, k.float().abs().to(FP8), s, w.abs(), ks, ke)(rows),
+                          ref.mqa_logits(q_pos, k.float().abs().to(FP8), s, w.abs(), ks, ke, clean_logits=False)[rows])
+
+    batch, next_n, heads, dim, lens = 3, 2, 32, 64, [2, 130, 70]
+    values, scales = ref.quantize_per_token(torch.randn(8 * 64, dim, generator=gen))
+    cache = ref.pack_paged_kv_cache(values.view(8, 64, dim), scales.view(8, 64))
+    table = torch.tensor([[5, 0, 0, 0], [1, 7, 2, 0], [3, 6, 0, 0]], dtype=torch.int32)
+    lens_t = torch.tensor(lens, dtype=torch.int32)
+    qp = torch.randn(batch, next_n, heads, dim, generator=gen).to(FP8)
+    wp = torch.randn(batch * next_n, heads, generator=gen)
+    rows = torch.tensor([5, 0, 2, 3])
+    want = ref.paged_mqa_logits(qp, cache, wp, lens_t, table, 160, clean_logits=False)[rows]
+    mag = paged_magnitude(qp, cache, wp, lens_t, table, 160)(rows)
+    assert bool((want.abs() <= mag * (1 + 1e-12)).all())
+    cache_pos = ref.pack_paged_kv_cache(values.float().abs().to(FP8).view(8, 64, dim), scales.view(8, 64))
+    qp_pos = qp.float().abs().to(FP8)
+    assert torch.allclose(paged_magnitude(qp_pos, cache_pos, wp.abs(), lens_t, table, 160)(rows),
+                          ref.paged_mqa_logits(qp_pos, cache_pos, wp.abs(), lens_t, table, 160,
+                                               clean_logits=False)[rows])
