@@ -74,6 +74,28 @@ inline std::string sm90_fp8_can_implement(Sm90Fp8Kind kind, int64_t m, int64_t n
     return {};
 }
 
+// How many clusters of this configuration can be resident at once on device `ordinal` (0 if unknown).
+inline int max_active_clusters(Kernel& kernel, int ordinal, const Sm90Fp8Config& c) {
+    CUfunction f = kernel.function(ordinal);
+    kernel.ensure_smem(ordinal, static_cast<uint32_t>(c.smem_bytes));
+    CUlaunchAttribute attr{};
+    attr.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr.value.clusterDim.x = static_cast<unsigned>(c.cluster_m);
+    attr.value.clusterDim.y = 1;
+    attr.value.clusterDim.z = 1;
+    CUlaunchConfig lc{};
+    lc.gridDimX = static_cast<unsigned>(c.num_ctas);
+    lc.gridDimY = lc.gridDimZ = 1;
+    lc.blockDimX = static_cast<unsigned>(c.threads);
+    lc.blockDimY = lc.blockDimZ = 1;
+    lc.sharedMemBytes = static_cast<unsigned>(c.smem_bytes);
+    lc.attrs = &attr;
+    lc.numAttrs = 1;
+    int clusters = 0;
+    if (DG_CU(cuOccupancyMaxActiveClusters)(&clusters, f, &lc) != CUDA_SUCCESS) return 0;
+    return clusters;
+}
+
 // The cached plan for one problem on the current device. Thread-safe; entries are never evicted (the
 // number of distinct shapes of a process is small).
 inline const Sm90Fp8Plan& sm90_fp8_plan(Sm90Fp8Kind kind, int64_t m, int64_t n, int64_t k, int head_left,
@@ -124,6 +146,12 @@ inline const Sm90Fp8Plan& sm90_fp8_plan(Sm90Fp8Kind kind, int64_t m, int64_t n, 
     spec.instance = sm90_fp8_instance(kind, plan->cfg);
     spec.arch = dev.arch();
     plan->kernel = get_kernel(spec);
+    // NOTE: a persistent grid must be fully co-resident. With 2-CTA clusters the GPC layout can hold fewer than
+    // num_sms / 2 clusters at this shared-memory size, so the grid is capped at what the driver says fits.
+    if (plan->cfg.cluster_m > 1) {
+        const int fit = max_active_clusters(*plan->kernel, dev.ordinal, plan->cfg);
+        if (fit > 0) plan->cfg.num_ctas = std::min(plan->cfg.num_ctas, fit * plan->cfg.cluster_m);
+    }
     if (print_configs())
         std::cout << fmt::format("[dg] {} M={} N={} K={} on {} ({} SMs): {} -> {}", spec.name, m, n, k, dev.name, sms,
                                  plan->cfg.describe(), spec.instance)
@@ -164,8 +192,6 @@ inline CUtensorMap sm90_fp8_output_map(const TensorView& d, int64_t m, int64_t c
 
 inline LaunchConfig sm90_fp8_launch_config(const Sm90Fp8Config& c, CUstream stream) {
     LaunchConfig lc;
-    // TODO: cap the grid at cuOccupancyMaxActiveClusters * cluster when the driver table exposes it; on an
-    // H100 SXM all 66 two-CTA clusters are co-resident at these shared-memory sizes (measured).
     lc.grid.x = static_cast<uint32_t>(c.num_ctas);
     lc.block.x = static_cast<uint32_t>(c.threads);
     lc.smem = static_cast<uint32_t>(c.smem_bytes);

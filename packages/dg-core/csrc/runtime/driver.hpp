@@ -39,7 +39,8 @@ namespace dg::driver {
     X(cuMemcpy2DAsync)           \
     X(cuMemsetD32Async)          \
     X(cuMemsetD2D32Async)        \
-    X(cuStreamIsCapturing)
+    X(cuStreamIsCapturing)       \
+    X(cuOccupancyMaxActiveClusters)
 
 struct Api {
 #define DG_DECLARE_PFN(name) decltype(&::name) name = nullptr;
