@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from xml.etree import ElementTree
 
 import nox
 
@@ -111,12 +112,26 @@ def _gpu_session(session: nox.Session, major: int) -> None:
         return
     _install_dg(session, PACKAGES)
     results = ROOT / "benchmarks" / "results"
-    # The CPU suite is the `tests` session; here the GPU tests run (every package), then the benchmarks.
-    args = session.posargs or ["-m", "gpu or sm90", "--maxfail=50"]
-    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, external=NO_VENV)
+    # The CPU suite is the `tests` session; here the GPU tests of every package run, each package in its own
+    # process (a sticky CUDA error in one must not hide the others' results), then the benchmarks. The session
+    # fails at the end if any GPU test failed.
+    args = session.posargs or ["-m", "gpu or sm90"]
+    failed = []
+    reports = ROOT / ".nox" / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    for folder in [*(f"packages/{p}/tests" for p in PACKAGES), "tests"]:
+        xml = reports / (folder.replace("/", "_") + ".xml")
+        session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *args,
+                    str(ROOT / folder), external=NO_VENV, success_codes=[0, 1, 5])
+        suite = ElementTree.parse(xml).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        if int(suite.get("failures", 0)) + int(suite.get("errors", 0)) > 0:
+            failed.append(folder)
     session.run("python", "-m", "dg", "bench", "--routines", str(ROOT / "benchmarks" / "routines"), "--out",
                 str(results), "--anchors", str(ROOT / "benchmarks" / "anchors" / "h100_2026-11-25.json"),
                 external=NO_VENV)
+    if failed:
+        session.error(f"GPU tests failed in: {', '.join(failed)}")
 
 
 @nox.session(venv_backend=BACKEND)

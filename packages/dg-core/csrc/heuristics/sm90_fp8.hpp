@@ -57,7 +57,7 @@ inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int s
     const int out_elem = kind == Sm90Fp8Kind::k1D2D ? 2 : 4;
     const int d_bytes = (block_m * block_n * out_elem + 1023) / 1024 * 1024;
     int stage = block_m * kBlockK + block_n * kBlockK + block_m * 4;
-    if (kind == Sm90Fp8Kind::k1D1D) stage += block_n * 4;
+    if (kind == Sm90Fp8Kind::k1D1D) stage += (block_n * 4 + 127) / 128 * 128;  // 128-byte aligned TMA slot
     const int bars = (d_bytes + stages * stage + 7) / 8 * 8 + stages * 16;
     return bars + 16 + 1024;  // + split-K flags + alignment slack
 }

@@ -40,7 +40,8 @@ struct Sm90Fp8Gemm1d1dConfig {
     static constexpr unsigned int kTileABytes = BLOCK_M * mma::kBlockK;
     static constexpr unsigned int kTileBBytes = BLOCK_N * mma::kBlockK;
     static constexpr unsigned int kSfaBytes = BLOCK_M * 4;
-    static constexpr unsigned int kSfbBytes = BLOCK_N * 4;
+    // NOTE: every stage's SFB slot is a TMA destination, which must start on a 128-byte boundary.
+    static constexpr unsigned int kSfbBytes = align_up(BLOCK_N * 4, 128u);
     static constexpr unsigned int kDBytes = BLOCK_M * BLOCK_N * 4;
     static constexpr unsigned int kOffA = align_up(kDBytes, 1024u);
     static constexpr unsigned int kOffB = kOffA + kNumStages * kTileABytes;
@@ -56,6 +57,8 @@ struct Sm90Fp8Gemm1d1dConfig {
     static_assert(kClusterM == 1 || kClusterM == 2, "kClusterM must be 1 or 2");
     static_assert(kClusterM == 1 || (BLOCK_N / 2) % 8 == 0, "multicast halves of B must be whole 8-row swizzle groups");
     static_assert(kChunkN * 4 <= 128 && BLOCK_N % kChunkN == 0, "FP32 store chunks are at most 32 columns");
+    static_assert(kSfaBytes % 128 == 0 && kSfbBytes % 128 == 0 && kOffSfa % 128 == 0 && kOffSfb % 128 == 0,
+                  "TMA destinations in shared memory must be 128-byte aligned");
     static_assert(kSmemBytes <= 232448, "shared memory budget of one SM90 CTA (227 KiB) exceeded");
 };
 
