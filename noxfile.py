@@ -11,6 +11,7 @@ Set DG_NOX_NO_VENV=1 to run in the current interpreter (e.g. a machine without n
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from xml.etree import ElementTree
@@ -116,13 +117,19 @@ def _gpu_session(session: nox.Session, major: int) -> None:
     # process (a sticky CUDA error in one must not hide the others' results), then the benchmarks. The session
     # fails at the end if any GPU test failed.
     args = session.posargs or ["-m", "gpu or sm90"]
+    if importlib.util.find_spec("pytest_timeout") is not None:
+        args = [*args, "--timeout=240"]  # a hung kernel fails its test instead of stalling the session
     failed = []
     reports = ROOT / ".nox" / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     for folder in [*(f"packages/{p}/tests" for p in PACKAGES), "tests"]:
         xml = reports / (folder.replace("/", "_") + ".xml")
+        xml.unlink(missing_ok=True)
         session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *args,
                     str(ROOT / folder), external=NO_VENV, success_codes=[0, 1, 5])
+        if not xml.exists():  # the run died (e.g. a timeout killed it) before writing its report
+            failed.append(folder)
+            continue
         suite = ElementTree.parse(xml).getroot()
         suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
         if int(suite.get("failures", 0)) + int(suite.get("errors", 0)) > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 TITLE = "Host overhead per call (enqueue time, GPU busy)"
+PRIORITY = 2  # run order of `dg bench` (lower first)
 
 
 def _enqueue_us(torch, fn, calls: int = 200, loops: int = 5) -> float:

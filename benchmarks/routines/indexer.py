@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 TITLE = "Lightning-indexer MQA logits (sm90_fp8_mqa_logits, sm90_fp8_paged_mqa_logits)"
+PRIORITY = 1  # run order of `dg bench` (lower first)
 
 HEADS, HEAD_DIM, BLOCK_KV = 64, 128, 64
 

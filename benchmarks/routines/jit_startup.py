@@ -12,6 +12,7 @@ import tempfile
 import textwrap
 
 TITLE = "JIT and start-up (fresh processes, one FP8 kernel 128x4096x7168)"
+PRIORITY = 3  # run order of `dg bench` (lower first)
 
 FIRST_CALL = """
     import time, torch

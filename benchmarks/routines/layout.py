@@ -12,6 +12,7 @@ reach copy bandwidth; the casts are the bandwidth-bound kernels the 80% target a
 from __future__ import annotations
 
 TITLE = "dg.layout: FP8 casts and scale-factor transforms"
+PRIORITY = 4  # run order of `dg bench` (lower first)
 
 # DeepSeek-V3 weight shapes [N, K] (the dense GEMM catalogue) and MoE expert weights.
 WEIGHT_SHAPES = [(2112, 7168), (24576, 1536), (32768, 512), (7168, 16384), (4096, 7168), (7168, 2048)]

@@ -12,6 +12,7 @@ tensors are already in the layout the kernel requires, so no transform is timed.
 from __future__ import annotations
 
 TITLE = "sm90_fp8_gemm: FP8 GEMM NT, 1D2D recipe, BF16 out"
+PRIORITY = 0  # run order of `dg bench` (lower first)
 
 SEED_MS = (64, 128, 4096)
 SEED_NK = ((2112, 7168), (24576, 1536), (32768, 512), (7168, 16384), (4096, 7168), (7168, 2048))

@@ -95,10 +95,16 @@ def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = Non
     card_dir.mkdir(parents=True, exist_ok=True)
     print(f"card: {ctx.card} ({ctx.sm_count} SMs), copy bandwidth {ctx.copy_bandwidth_gbs:.0f} GB/s")
     failed = 0
-    for path in sorted(routines_dir.glob("*.py")):
+    paths = [p for p in routines_dir.glob("*.py") if not p.stem.startswith("_") and (not only or p.stem in only)]
+    # `only` gives the order when present; otherwise routines run by their PRIORITY line (lower first), then name.
+    def order(p: Path) -> tuple[int, str]:
+        if only:
+            return only.index(p.stem), p.stem
+        head = p.read_text().split("PRIORITY = ", 1)
+        return (int(head[1].split()[0]) if len(head) == 2 else 100), p.stem
+
+    for path in sorted(paths, key=order):
         name = path.stem
-        if name.startswith("_") or (only and name not in only):
-            continue
         spec = importlib.util.spec_from_file_location(f"dg_bench_{name}", path)
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)

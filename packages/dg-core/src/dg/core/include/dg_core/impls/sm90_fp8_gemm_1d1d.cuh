@@ -40,8 +40,10 @@ struct Sm90Fp8Gemm1d1dConfig {
     static constexpr unsigned int kTileABytes = BLOCK_M * mma::kBlockK;
     static constexpr unsigned int kTileBBytes = BLOCK_N * mma::kBlockK;
     static constexpr unsigned int kSfaBytes = BLOCK_M * 4;
-    // NOTE: every stage's SFB slot is a TMA destination, which must start on a 128-byte boundary.
-    static constexpr unsigned int kSfbBytes = align_up(BLOCK_N * 4, 128u);
+    // NOTE: every stage's SFB slot is a TMA destination, which must start on a 128-byte boundary, so the slot is
+    // padded; the transaction count of a stage is the box actually loaded (kSfbTxBytes).
+    static constexpr unsigned int kSfbTxBytes = BLOCK_N * 4;
+    static constexpr unsigned int kSfbBytes = align_up(kSfbTxBytes, 128u);
     static constexpr unsigned int kDBytes = BLOCK_M * BLOCK_N * 4;
     static constexpr unsigned int kOffA = align_up(kDBytes, 1024u);
     static constexpr unsigned int kOffB = kOffA + kNumStages * kTileABytes;
@@ -118,7 +120,7 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
                     ptx::mbarrier_wait(&empty_bar[stage], phase ^ 1);
                     unsigned long long* bar = &full_bar[stage];
                     ptx::mbarrier_arrive_expect_tx(bar, Cfg::kTileABytes + Cfg::kTileBBytes + Cfg::kSfaBytes +
-                                                            Cfg::kSfbBytes);
+                                                            Cfg::kSfbTxBytes);
                     const int k0 = static_cast<int>(kb * mma::kBlockK);
                     ptx::tma_load_2d(smem_a(stage), &tmap_a, bar, k0, static_cast<int>(tile.a_row));
                     if constexpr (kClusterM == 1) {
