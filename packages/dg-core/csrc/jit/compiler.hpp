@@ -63,8 +63,13 @@ inline std::string size_identity(const std::string& path) {
 }
 
 inline std::string toolkit_version(const std::string& cuda_include) {
-    std::string text;
-    if (!read_file(cuda_include + "/cuda.h", text)) return "unknown";
+    // NOTE: CUDA_VERSION is defined near the top of cuda.h; reading its first 64 KiB (not the whole ~1 MB file)
+    // keeps a cache hit cheap.
+    std::string text(64 * 1024, '\0');
+    FILE* f = std::fopen((cuda_include + "/cuda.h").c_str(), "rb");
+    if (f == nullptr) return "unknown";
+    text.resize(std::fread(text.data(), 1, text.size(), f));
+    std::fclose(f);
     const size_t pos = text.find("#define CUDA_VERSION ");
     if (pos == std::string::npos) return "unknown";
     return text.substr(pos + 21, text.find('\n', pos) - pos - 21);
