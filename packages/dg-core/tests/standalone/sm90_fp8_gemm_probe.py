@@ -164,7 +164,7 @@ def main():
             rows.append(row)
             print(" ".join(f"{kk}={v:.1f}" if isinstance(v, float) else f"{kk}={v}" for kk, v in row.items()),
                   flush=True)
-            del a, b, ha, hb, x, w, d
+            fn = hfn = None  # release the closures (and the tensors they hold) before the next shape
     x = torch.randn(64, 7168, device="cuda", dtype=torch.bfloat16)
     w = torch.randn(2112, 7168, device="cuda", dtype=torch.bfloat16)
     a, sfa = r._quantise(torch, x, 1)
