@@ -46,8 +46,9 @@ struct Fp8Call {
 };
 
 // Checks shared by fp8_gemm_nt and its skip-head-mid form; returns the resolved problem.
+// `head_splits` (fp8_gemm_nt_skip_head_mid): D has N + (N / (left + right)) * mid columns instead of N.
 inline Fp8Call check_fp8_call(nb::handle a, nb::handle b, nb::handle d, nb::handle c, const Recipe& recipe,
-                              int64_t d_cols_expected /* -1: = N */) {
+                              const std::tuple<int, int, int>* head_splits = nullptr) {
     Fp8Call call;
     call.a = scaled_operand(a, "a", "a[0]", "a[1]");
     call.b = scaled_operand(b, "b", "b[0]", "b[1]");
@@ -66,7 +67,13 @@ inline Fp8Call check_fp8_call(nb::handle a, nb::handle b, nb::handle d, nb::hand
     call.n = B.size(0);
     DG_CHECK_VALUE(B.size(1) == call.k, "a[0] is [M, K] = {} but b[0] is [N, K] = {}: K differs", shape_str(A),
                    shape_str(B));
-    const int64_t d_cols = d_cols_expected < 0 ? call.n : d_cols_expected;
+    int64_t d_cols = call.n;
+    if (head_splits != nullptr) {
+        auto [left, mid, right] = *head_splits;
+        DG_CHECK_VALUE(call.n % (left + right) == 0, "N = {} (rows of b[0]) must be a multiple of left + right = {}",
+                       call.n, left + right);
+        d_cols = call.n + call.n / (left + right) * mid;
+    }
     DG_CHECK_VALUE(D.size(0) == call.m && D.size(1) == d_cols, "argument 'd' must have shape [{}, {}], got {}",
                    call.m, d_cols, shape_str(D));
     constexpr int64_t kMax = (int64_t(1) << 31) - 1;
@@ -120,6 +127,31 @@ inline void check_sm90(int device) {
                    get_tc_util());
 }
 
+// Scale-factor layouts, devices, TMA alignment and the architecture. Returns false for an empty problem (M or N is
+// 0: nothing to launch, after every check that does not depend on the size).
+inline bool check_scales_and_alignment(Fp8Call& call) {
+    DG_CHECK_VALUE(call.k > 0, "K must be > 0 (a[0] is {})", shape_str(call.a.data));
+    const int64_t sk = ceil_div(call.k, 128);
+    check_mn_major_sf(call.a.sf, call.m, sk, "a[1]");
+    if (call.gran_n == 128)
+        check_block_sf(call.b.sf, call.n, sk, "b[1]");
+    else
+        check_mn_major_sf(call.b.sf, call.n, sk, "b[1]");
+    check_devices(call);
+    if (call.m == 0 || call.n == 0) return false;
+    // NOTE: with a single K block the column pitch of an MN-major scale tensor never matters; normalise it so the
+    // TMA descriptor gets a 16-byte multiple.
+    if (sk == 1) {
+        call.a.sf.strides[1] = align_to(call.m, 4);
+        if (call.gran_n == 1) call.b.sf.strides[1] = align_to(call.n, 4);
+    }
+    check_tma_2d(call.a.data, "a[0]");
+    check_tma_2d(call.b.data, "b[0]");
+    check_tma_2d(call.d, "d");
+    check_sm90(call.device);
+    return true;
+}
+
 // The bytes spanned by a row-major [rows, cols] view, for overlap checks.
 inline std::pair<uintptr_t, uintptr_t> span(const TensorView& t) {
     const auto lo = reinterpret_cast<uintptr_t>(t.data);
@@ -131,8 +163,7 @@ inline void fp8_gemm_nt(nb::handle a, nb::handle b, nb::handle d, nb::handle c, 
                         const std::string& compiled_dims, bool disable_ue8m0_cast) {
     (void)compiled_dims;       // NOTE: accepted for interface compatibility; our kernels take M, N, K at run time
     (void)disable_ue8m0_cast;  // NOTE: no effect on SM90 (FP32 scales are used as they are)
-    Fp8Call call = check_fp8_call(a, b, d, c, recipe, -1);
-    const int64_t sk = ceil_div(call.k, 128);
+    Fp8Call call = check_fp8_call(a, b, d, c, recipe);
     if (call.gran_n == 128) {
         DG_CHECK_VALUE(!call.c, "argument 'c' is not supported with recipe (1, 128, 128) (BF16 output); use recipe "
                                 "(1, 1, 128) with an FP32 'd' to accumulate");
@@ -143,23 +174,7 @@ inline void fp8_gemm_nt(nb::handle a, nb::handle b, nb::handle d, nb::handle c, 
         DG_CHECK_TYPE(call.d.dtype == DType::F32, "recipe (1, 1, 128) accumulates into a torch.float32 'd', got {}",
                       dtype_name(call.d.dtype));
     }
-    DG_CHECK_VALUE(call.k > 0, "K must be > 0 (a[0] is {})", shape_str(call.a.data));
-    check_mn_major_sf(call.a.sf, call.m, sk, "a[1]");
-    if (call.gran_n == 128)
-        check_block_sf(call.b.sf, call.n, sk, "b[1]");
-    else
-        check_mn_major_sf(call.b.sf, call.n, sk, "b[1]");
-    check_devices(call);
-    if (call.m == 0 || call.n == 0) return;
-    // NOTE: with a single K block the column pitch of an MN-major scale tensor never matters; normalise it so the
-    // TMA descriptor gets a 16-byte multiple.
-    if (sk == 1) {
-        call.a.sf.strides[1] = align_to(call.m, 4);
-        if (call.gran_n == 1) call.b.sf.strides[1] = align_to(call.n, 4);
-    }
-    check_tma_2d(call.a.data, "a[0]");
-    check_tma_2d(call.b.data, "b[0]");
-    check_tma_2d(call.d, "d");
+    if (!check_scales_and_alignment(call)) return;
     if (call.c) {
         const bool same = call.c->data == call.d.data && call.c->stride(0) == call.d.stride(0);
         if (!same) {
@@ -168,7 +183,6 @@ inline void fp8_gemm_nt(nb::handle a, nb::handle b, nb::handle d, nb::handle c, 
             DG_CHECK_VALUE(c1 <= d0 || d1 <= c0, "argument 'c' must be 'd' itself or must not overlap 'd'");
         }
     }
-    check_sm90(call.device);
 
     ContextGuard context(call.device);
     CUstream stream = bind::current_stream(d, call.device);
@@ -212,32 +226,11 @@ inline void fp8_gemm_nt_skip_head_mid(nb::handle a, nb::handle b, nb::handle d, 
                    "argument 'head_splits' entries must be multiples of 64 (the epilogue's store width), got ({}, {}, "
                    "{})",
                    left, mid, right);
-    ScaledOperand bo = scaled_operand(b, "b", "b[0]", "b[1]");
-    const int64_t n = bo.data.ndim == 2 ? bo.data.size(0) : 0;
-    DG_CHECK_VALUE(n % (left + right) == 0, "N = {} (rows of b[0]) must be a multiple of left + right = {}", n,
-                   left + right);
-    const int64_t heads = n / (left + right);
-    Fp8Call call = check_fp8_call(a, b, d, nb::none(), recipe, n + heads * mid);
+    Fp8Call call = check_fp8_call(a, b, d, nb::none(), recipe, &head_splits);
     DG_CHECK_VALUE(call.gran_n == 128, "fp8_gemm_nt_skip_head_mid on SM90 supports recipe (1, 128, 128) only");
     DG_CHECK_TYPE(call.d.dtype == DType::BF16, "fp8_gemm_nt_skip_head_mid writes a torch.bfloat16 'd', got {}",
                   dtype_name(call.d.dtype));
-    DG_CHECK_VALUE(call.k > 0, "K must be > 0 (a[0] is {})", shape_str(call.a.data));
-    const int64_t sk = ceil_div(call.k, 128);
-    check_mn_major_sf(call.a.sf, call.m, sk, "a[1]");
-    check_block_sf(call.b.sf, call.n, sk, "b[1]");
-    check_devices(call);
-    if (call.m == 0 || call.n == 0) return;
-    if (sk == 1) call.a.sf.strides[1] = align_to(call.m, 4);
-    // NOTE: with a single K block the column pitch of an MN-major scale tensor never matters; normalise it so the
-    // TMA descriptor gets a 16-byte multiple.
-    if (sk == 1) {
-        call.a.sf.strides[1] = align_to(call.m, 4);
-        if (call.gran_n == 1) call.b.sf.strides[1] = align_to(call.n, 4);
-    }
-    check_tma_2d(call.a.data, "a[0]");
-    check_tma_2d(call.b.data, "b[0]");
-    check_tma_2d(call.d, "d");
-    check_sm90(call.device);
+    if (!check_scales_and_alignment(call)) return;
     ContextGuard context(call.device);
     CUstream stream = bind::current_stream(d, call.device);
     kernels::sm90_fp8_gemm_1d2d_skip_head_mid(call.a.data, call.a.sf, call.b.data, call.b.sf, call.d, call.m, call.n,
