@@ -7,6 +7,8 @@
 
 namespace dg::api {
 
-inline void register_all(nanobind::module_& m) { register_fp8_gemm(m); }
+inline void register_all(nanobind::module_& m) {
+    register_fp8_gemm(m);
+}
 
 }  // namespace dg::api

@@ -21,8 +21,12 @@ inline std::string strides_str(const TensorView& t) {
     return s + ")";
 }
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-inline int64_t align_to(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+inline int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+inline int64_t align_to(int64_t a, int64_t b) {
+    return ceil_div(a, b) * b;
+}
 
 inline void check_cuda(const TensorView& t, const char* arg) {
     DG_CHECK_VALUE(t.device >= 0, "argument '{}' must be a CUDA tensor, got a tensor in host memory", arg);
@@ -71,8 +75,8 @@ inline void check_row_major_out(const TensorView& t, const char* arg) {
 inline void check_mn_major_sf(const TensorView& sf, int64_t mn, int64_t sk, const char* arg) {
     check_dtype(sf, DType::F32, arg);
     check_rank(sf, 2, arg);
-    DG_CHECK_VALUE(sf.size(0) == mn && sf.size(1) == sk, "argument '{}' must have shape [{}, {}], got {}", arg, mn,
-                   sk, shape_str(sf));
+    DG_CHECK_VALUE(sf.size(0) == mn && sf.size(1) == sk, "argument '{}' must have shape [{}, {}], got {}", arg, mn, sk,
+                   shape_str(sf));
     const int64_t pitch = align_to(mn, 4);
     const bool ok = mn == 0 || (sf.stride(0) == 1 && (sk == 1 || sf.stride(1) == pitch));
     DG_CHECK_VALUE(ok,

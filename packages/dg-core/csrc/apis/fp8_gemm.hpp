@@ -74,8 +74,8 @@ inline Fp8Call check_fp8_call(nb::handle a, nb::handle b, nb::handle d, nb::hand
                        call.n, left + right);
         d_cols = call.n + call.n / (left + right) * mid;
     }
-    DG_CHECK_VALUE(D.size(0) == call.m && D.size(1) == d_cols, "argument 'd' must have shape [{}, {}], got {}",
-                   call.m, d_cols, shape_str(D));
+    DG_CHECK_VALUE(D.size(0) == call.m && D.size(1) == d_cols, "argument 'd' must have shape [{}, {}], got {}", call.m,
+                   d_cols, shape_str(D));
     constexpr int64_t kMax = (int64_t(1) << 31) - 1;
     DG_CHECK_VALUE(call.m <= kMax && call.n <= kMax && call.k <= kMax, "M, N and K must each be below 2^31");
     check_k_major(A, "a[0]", "the SM90 FP8 GEMM");
@@ -165,8 +165,9 @@ inline void fp8_gemm_nt(nb::handle a, nb::handle b, nb::handle d, nb::handle c, 
     (void)disable_ue8m0_cast;  // NOTE: no effect on SM90 (FP32 scales are used as they are)
     Fp8Call call = check_fp8_call(a, b, d, c, recipe);
     if (call.gran_n == 128) {
-        DG_CHECK_VALUE(!call.c, "argument 'c' is not supported with recipe (1, 128, 128) (BF16 output); use recipe "
-                                "(1, 1, 128) with an FP32 'd' to accumulate");
+        DG_CHECK_VALUE(!call.c,
+                       "argument 'c' is not supported with recipe (1, 128, 128) (BF16 output); use recipe "
+                       "(1, 1, 128) with an FP32 'd' to accumulate");
         DG_CHECK_TYPE(call.d.dtype == DType::BF16,
                       "recipe (1, 128, 128) writes a torch.bfloat16 'd'; for torch.float32 output use recipe "
                       "(1, 1, 128) with per-row scales on B");
@@ -207,14 +208,12 @@ inline void fp8_gemm_nt(nb::handle a, nb::handle b, nb::handle d, nb::handle c, 
             copy.Height = call.m;
             DG_CU_CHECK(DG_CU(cuMemcpy2DAsync)(&copy, stream));
         }
-        kernels::sm90_fp8_gemm_1d1d(call.a.data, call.a.sf, call.b.data, call.b.sf, D, call.m, call.n, call.k,
-                                    stream);
+        kernels::sm90_fp8_gemm_1d1d(call.a.data, call.a.sf, call.b.data, call.b.sf, D, call.m, call.n, call.k, stream);
     }
 }
 
 inline void fp8_gemm_nt_skip_head_mid(nb::handle a, nb::handle b, nb::handle d, std::tuple<int, int, int> head_splits,
-                                      const Recipe& recipe, const std::string& compiled_dims,
-                                      bool disable_ue8m0_cast) {
+                                      const Recipe& recipe, const std::string& compiled_dims, bool disable_ue8m0_cast) {
     (void)compiled_dims;
     (void)disable_ue8m0_cast;
     auto [left, mid, right] = head_splits;
@@ -248,9 +247,9 @@ inline std::string precompile_fp8_gemm(int64_t m, int64_t n, int64_t k, int gran
     DG_CHECK_VALUE(why.empty(), "precompile: {}", why);
     // NOTE: without a device, plan for a full H100 SXM (132 SMs, 227 KiB of shared memory per block) unless told.
     constexpr int kSm90SmemOptin = 232448;
-    heuristics::Sm90Fp8Config cfg = heuristics::choose_sm90_fp8_config(
-        kind, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), num_sms > 0 ? num_sms : 132,
-        kSm90SmemOptin);
+    heuristics::Sm90Fp8Config cfg =
+        heuristics::choose_sm90_fp8_config(kind, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+                                           num_sms > 0 ? num_sms : 132, kSm90SmemOptin);
     cfg.group_m = kernels::kSm90Fp8GroupM;
     KernelSpec spec;
     spec.name = kernels::sm90_fp8_stem(kind);
@@ -262,11 +261,13 @@ inline std::string precompile_fp8_gemm(int64_t m, int64_t n, int64_t k, int gran
 }
 
 inline void register_fp8_gemm(nb::module_& m) {
-    m.def("precompile_fp8_gemm", [](int64_t m_, int64_t n, int64_t k, int gran_n, const std::string& arch,
-                                    int num_sms) {
-        nb::gil_scoped_release release;
-        return precompile_fp8_gemm(m_, n, k, gran_n, arch, num_sms);
-    }, nb::arg("m"), nb::arg("n"), nb::arg("k"), nb::arg("gran_n"), nb::arg("arch"), nb::arg("num_sms") = 0);
+    m.def(
+        "precompile_fp8_gemm",
+        [](int64_t m_, int64_t n, int64_t k, int gran_n, const std::string& arch, int num_sms) {
+            nb::gil_scoped_release release;
+            return precompile_fp8_gemm(m_, n, k, gran_n, arch, num_sms);
+        },
+        nb::arg("m"), nb::arg("n"), nb::arg("k"), nb::arg("gran_n"), nb::arg("arch"), nb::arg("num_sms") = 0);
     using namespace nb::literals;
     m.def("fp8_gemm_nt", &fp8_gemm_nt, "a"_a, "b"_a, "d"_a, "c"_a.none() = nb::none(), "recipe"_a.none() = nb::none(),
           "compiled_dims"_a = "nk", "disable_ue8m0_cast"_a = false);

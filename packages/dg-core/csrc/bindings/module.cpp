@@ -55,14 +55,35 @@ void launch_kernel(dg::Kernel& kernel, const std::string& signature, nb::tuple a
         nb::handle a = args[i];
         try {
             switch (signature[i]) {
-                case 'p': slots[i].u64 = nb::cast<uint64_t>(a); params[i] = &slots[i]; break;
-                case 'i': slots[i].i32 = nb::cast<int32_t>(a); params[i] = &slots[i]; break;
-                case 'I': slots[i].u32 = nb::cast<uint32_t>(a); params[i] = &slots[i]; break;
-                case 'l': slots[i].i64 = nb::cast<int64_t>(a); params[i] = &slots[i]; break;
-                case 'L': slots[i].u64 = nb::cast<uint64_t>(a); params[i] = &slots[i]; break;
-                case 'f': slots[i].f32 = nb::cast<float>(a); params[i] = &slots[i]; break;
-                case 't': params[i] = &nb::cast<TensorMap&>(a).map; break;
-                default: throw dg::ValueError(fmt::format("unknown signature code '{}'", signature[i]));
+                case 'p':
+                    slots[i].u64 = nb::cast<uint64_t>(a);
+                    params[i] = &slots[i];
+                    break;
+                case 'i':
+                    slots[i].i32 = nb::cast<int32_t>(a);
+                    params[i] = &slots[i];
+                    break;
+                case 'I':
+                    slots[i].u32 = nb::cast<uint32_t>(a);
+                    params[i] = &slots[i];
+                    break;
+                case 'l':
+                    slots[i].i64 = nb::cast<int64_t>(a);
+                    params[i] = &slots[i];
+                    break;
+                case 'L':
+                    slots[i].u64 = nb::cast<uint64_t>(a);
+                    params[i] = &slots[i];
+                    break;
+                case 'f':
+                    slots[i].f32 = nb::cast<float>(a);
+                    params[i] = &slots[i];
+                    break;
+                case 't':
+                    params[i] = &nb::cast<TensorMap&>(a).map;
+                    break;
+                default:
+                    throw dg::ValueError(fmt::format("unknown signature code '{}'", signature[i]));
             }
         } catch (const nb::cast_error&) {
             throw dg::TypeError(fmt::format("kernel '{}': argument {} ({}) does not fit signature code '{}'",
@@ -119,13 +140,15 @@ NB_MODULE(_C, m) {
     // Runtime configuration (positional-only, as in the peer's interface).
     m.def("set_num_sms", &dg::set_num_sms, nb::arg("n"), nb::sig("def set_num_sms(n: int, /) -> None"),
           "Limit the SMs dg's kernels use (0 = all of the current device's).");
-    m.def("get_num_sms", []() { return dg::num_sms(); }, nb::sig("def get_num_sms() -> int"),
-          "SMs dg's kernels use: the value of set_num_sms, or the current device's SM count.");
+    m.def(
+        "get_num_sms", []() { return dg::num_sms(); }, nb::sig("def get_num_sms() -> int"),
+        "SMs dg's kernels use: the value of set_num_sms, or the current device's SM count.");
     m.def("set_tc_util", &dg::set_tc_util, nb::arg("p"), nb::sig("def set_tc_util(p: int, /) -> None"),
           "Tensor-core utilisation target in percent (0 = unset, meaning 100).");
     m.def("get_tc_util", &dg::get_tc_util, nb::sig("def get_tc_util() -> int"), "Tensor-core utilisation target.");
-    m.def("driver_available", []() { return dg::driver::try_api() != nullptr; },
-          "True if the CUDA driver could be loaded (loads it; does not create a context).");
+    m.def(
+        "driver_available", []() { return dg::driver::try_api() != nullptr; },
+        "True if the CUDA driver could be loaded (loads it; does not create a context).");
     m.def(
         "device_info",
         [](int ordinal) {
@@ -158,9 +181,9 @@ NB_MODULE(_C, m) {
                            "rank-1 entries",
                            dims.size(), box.size(), strides_bytes.size());
             TensorMap t;
-            t.map = dg::make_tensor_map(reinterpret_cast<const void*>(ptr), tma_dtype(dtype),
-                                        static_cast<int>(dims.size()), dims.data(), strides_bytes.data(), box.data(),
-                                        swizzle);
+            t.map =
+                dg::make_tensor_map(reinterpret_cast<const void*>(ptr), tma_dtype(dtype), static_cast<int>(dims.size()),
+                                    dims.data(), strides_bytes.data(), box.data(), swizzle);
             return t;
         },
         "ptr"_a, "dtype"_a, "dims"_a, "strides_bytes"_a, "box"_a, "swizzle"_a = 0);
@@ -171,8 +194,8 @@ NB_MODULE(_C, m) {
         .def_prop_ro("log", &dg::Kernel::log)
         .def_prop_ro("cache_path", &dg::Kernel::cache_path)
         .def_prop_ro("cubin", [](const dg::Kernel& k) { return nb::bytes(k.cubin().data(), k.cubin().size()); })
-        .def("launch", &launch_kernel, "signature"_a, "args"_a, "grid"_a, "block"_a, "smem"_a, "stream"_a,
-             "cluster"_a, "pdl"_a, "device"_a);
+        .def("launch", &launch_kernel, "signature"_a, "args"_a, "grid"_a, "block"_a, "smem"_a, "stream"_a, "cluster"_a,
+             "pdl"_a, "device"_a);
     m.def(
         "compile_kernel",
         [](std::string name, std::string include, std::string instance, std::vector<std::string> include_dirs,

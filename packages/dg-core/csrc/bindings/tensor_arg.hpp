@@ -44,12 +44,18 @@ inline const dlpack::ExchangeApi* exchange_api(PyTypeObject* type) {
 inline DType to_dtype(dlpack::DataType t) {
     if (t.lanes != 1) return DType::Other;
     switch (t.code) {
-        case dlpack::kFloat8_e4m3fn: return t.bits == 8 ? DType::F8E4M3 : DType::Other;
-        case dlpack::kBfloat: return t.bits == 16 ? DType::BF16 : DType::Other;
-        case dlpack::kFloat: return t.bits == 32 ? DType::F32 : (t.bits == 16 ? DType::F16 : DType::Other);
-        case dlpack::kInt: return t.bits == 32 ? DType::I32 : (t.bits == 64 ? DType::I64 : DType::Other);
-        case dlpack::kUInt: return t.bits == 8 ? DType::U8 : DType::Other;
-        default: return DType::Other;
+        case dlpack::kFloat8_e4m3fn:
+            return t.bits == 8 ? DType::F8E4M3 : DType::Other;
+        case dlpack::kBfloat:
+            return t.bits == 16 ? DType::BF16 : DType::Other;
+        case dlpack::kFloat:
+            return t.bits == 32 ? DType::F32 : (t.bits == 16 ? DType::F16 : DType::Other);
+        case dlpack::kInt:
+            return t.bits == 32 ? DType::I32 : (t.bits == 64 ? DType::I64 : DType::Other);
+        case dlpack::kUInt:
+            return t.bits == 8 ? DType::U8 : DType::Other;
+        default:
+            return DType::Other;
     }
 }
 

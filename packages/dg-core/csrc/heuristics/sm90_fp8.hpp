@@ -3,8 +3,9 @@
 // Self-contained (standard library only) so the standalone harness and the launchers share it. Inputs
 // that depend on the device (SM count, shared-memory limit) are arguments: never hard-code 132.
 //
-// See choose_sm90_fp8_config for the rules. Background: a GEMM is a set of BLOCK_M x BLOCK_N output tiles processed by a persistent grid of at most
-// `num_sms` CTAs (one per SM). For each candidate BLOCK_N we estimate the time of the busiest SM as
+// See choose_sm90_fp8_config for the rules. Background: a GEMM is a set of BLOCK_M x BLOCK_N output tiles processed by
+// a persistent grid of at most `num_sms` CTAs (one per SM). For each candidate BLOCK_N we estimate the time of the
+// busiest SM as
 //     waves * max(tile_math_time, tile_load_time)
 // where waves = ceil(tiles / ctas), tile_math_time = 2*BLOCK_M*BLOCK_N*K / (per-SM tensor rate) and
 // tile_load_time = (BLOCK_M + BLOCK_N) * K bytes / (per-SM load rate), and keep the fastest, preferring
@@ -31,18 +32,19 @@ struct Sm90Fp8Config {
     int block_n = 128;
     int stages = 4;
     int cluster_m = 1;
-    int chunk_n = 64;      // output columns per TMA store box (BF16: 8..64, FP32: 4..32)
-    int group_m = 16;      // M blocks per raster band of the scheduler
-    int num_ctas = 1;      // persistent grid size
-    int num_splits = 1;    // K splits per output tile (split-K with an in-kernel fix-up)
-    int smem_bytes = 0;    // dynamic shared memory to request
+    int chunk_n = 64;    // output columns per TMA store box (BF16: 8..64, FP32: 4..32)
+    int group_m = 16;    // M blocks per raster band of the scheduler
+    int num_ctas = 1;    // persistent grid size
+    int num_splits = 1;  // K splits per output tile (split-K with an in-kernel fix-up)
+    int smem_bytes = 0;  // dynamic shared memory to request
     int threads = 384;
 
     std::string describe() const {
         char buf[200];
-        std::snprintf(buf, sizeof(buf),
-                      "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d splits=%d smem=%d threads=%d",
-                      block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, num_splits, smem_bytes, threads);
+        std::snprintf(
+            buf, sizeof(buf),
+            "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d splits=%d smem=%d threads=%d",
+            block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, num_splits, smem_bytes, threads);
         return buf;
     }
 };
@@ -50,7 +52,9 @@ struct Sm90Fp8Config {
 inline constexpr int kMaxStages = 16;
 inline constexpr int kBlockK = 128;
 
-inline int ceil_div_i(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+inline int ceil_div_i(int64_t a, int64_t b) {
+    return static_cast<int>((a + b - 1) / b);
+}
 
 // Shared memory of one CTA; mirrors Sm90Fp8Gemm1d2dConfig / Sm90Fp8Gemm1d1dConfig::kSmemBytes.
 inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int stages) {
@@ -66,7 +70,10 @@ inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int s
 inline bool sfb_straddle_ok(int block_n) {
     int g = 8;
     for (int d : {128, 64, 32, 16})
-        if (block_n % d == 0) { g = d; break; }
+        if (block_n % d == 0) {
+            g = d;
+            break;
+        }
     return block_n <= 128 + g;
 }
 

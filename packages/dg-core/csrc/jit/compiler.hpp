@@ -44,7 +44,9 @@ inline std::vector<std::string> common_flags() {
     return f;
 }
 
-inline bool ptxas_verbose() { return env_int("DG_JIT_PTXAS_VERBOSE") != 0 || jit_debug(); }
+inline bool ptxas_verbose() {
+    return env_int("DG_JIT_PTXAS_VERBOSE") != 0 || jit_debug();
+}
 
 inline std::vector<std::string> all_include_dirs(const std::vector<std::string>& dirs) {
     std::vector<std::string> out = dirs;
@@ -86,12 +88,12 @@ public:
 inline std::string single_kernel(const CompileRequest& req, const std::string& cubin, const std::string& log) {
     CubinInfo info = inspect_cubin(cubin);
     if (!info.valid)
-        throw CompileError(fmt::format("JIT compilation of kernel '{}' produced an unreadable cubin: {}", req.name,
-                                       info.error));
+        throw CompileError(
+            fmt::format("JIT compilation of kernel '{}' produced an unreadable cubin: {}", req.name, info.error));
     if (info.kernels.size() != 1)
-        throw CompileError(fmt::format(
-            "JIT source of kernel '{}' must instantiate exactly one __global__ function, found {}\n{}", req.name,
-            info.kernels.size(), log));
+        throw CompileError(
+            fmt::format("JIT source of kernel '{}' must instantiate exactly one __global__ function, found {}\n{}",
+                        req.name, info.kernels.size(), log));
     return info.kernels[0];
 }
 
@@ -113,9 +115,9 @@ public:
     std::vector<std::string> arg_flags(const CompileRequest& req) const {
         std::vector<std::string> f = common_flags();
         const std::string num = req.arch.substr(3);  // "90a"
-        f.insert(f.end(), {"-cubin", "-O3", "--expt-relaxed-constexpr", "--expt-extended-lambda",
-                           "-gencode=arch=compute_" + num + ",code=sm_" + num, "-Xptxas=-warn-spills",
-                           "-diag-suppress=177"});
+        f.insert(f.end(),
+                 {"-cubin", "-O3", "--expt-relaxed-constexpr", "--expt-extended-lambda",
+                  "-gencode=arch=compute_" + num + ",code=sm_" + num, "-Xptxas=-warn-spills", "-diag-suppress=177"});
         if (env_int("DG_JIT_WITH_LINEINFO")) f.insert(f.end(), {"-lineinfo"});
         if (ptxas_verbose()) f.push_back("--ptxas-options=--verbose");
         if (std::string ccbin = env_str("DG_JIT_HOST_COMPILER"); !ccbin.empty()) f.push_back("-ccbin=" + ccbin);
@@ -130,8 +132,7 @@ public:
 
     CompileResult compile(const CompileRequest& req) const override {
         static std::atomic<unsigned> counter{0};
-        const std::string stem =
-            fmt::format("{}/{}.{}.{}", req.work_dir, req.name, ::getpid(), counter.fetch_add(1));
+        const std::string stem = fmt::format("{}/{}.{}.{}", req.work_dir, req.name, ::getpid(), counter.fetch_add(1));
         const std::string src = stem + ".cu", out = stem + ".cubin", log_file = stem + ".log";
         {
             FILE* f = std::fopen(src.c_str(), "wb");
@@ -152,8 +153,8 @@ public:
         if (!r.spawn_error.empty()) throw CompileError(fmt::format("kernel '{}': {}", req.name, r.spawn_error));
         if (r.exit_code != 0) {
             ::unlink(out.c_str());
-            throw CompileError(fmt::format("NVCC failed to compile kernel '{}' (exit code {}):\n{}", req.name,
-                                           r.exit_code, r.output));
+            throw CompileError(
+                fmt::format("NVCC failed to compile kernel '{}' (exit code {}):\n{}", req.name, r.exit_code, r.output));
         }
         CompileResult result;
         result.log = r.output;
@@ -216,8 +217,9 @@ inline const NvrtcApi& nvrtc_api() {
             if ((lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
         }
         if (lib == nullptr) {
-            error = "cannot load NVRTC (libnvrtc.so): install the CUDA toolkit or the nvidia-cuda-nvrtc package, or "
-                    "set DG_JIT_NVRTC_LIBRARY";
+            error =
+                "cannot load NVRTC (libnvrtc.so): install the CUDA toolkit or the nvidia-cuda-nvrtc package, or "
+                "set DG_JIT_NVRTC_LIBRARY";
             return;
         }
         auto a = std::make_unique<NvrtcApi>();
@@ -296,8 +298,8 @@ public:
         if (log_size > 0) api_.log(prog, log.data());
         while (!log.empty() && log.back() == '\0') log.pop_back();
         if (rc != 0)
-            throw CompileError(fmt::format("NVRTC failed to compile kernel '{}' ({}):\n{}", req.name,
-                                           api_.error_string(rc), log));
+            throw CompileError(
+                fmt::format("NVRTC failed to compile kernel '{}' ({}):\n{}", req.name, api_.error_string(rc), log));
         CompileResult result;
         result.log = log;
         size_t size = 0;
@@ -314,8 +316,7 @@ public:
 private:
     void check(int rc, const CompileRequest& req, const std::string& log) const {
         if (rc != 0)
-            throw CompileError(
-                fmt::format("NVRTC error in kernel '{}': {}\n{}", req.name, api_.error_string(rc), log));
+            throw CompileError(fmt::format("NVRTC error in kernel '{}': {}\n{}", req.name, api_.error_string(rc), log));
     }
     const NvrtcApi& api_;
 };

@@ -41,8 +41,12 @@ inline int env_int(const char* name, int fallback = 0) {
     return static_cast<int>(x);
 }
 
-inline bool jit_debug() { return env_int("DG_JIT_DEBUG") != 0; }
-inline bool use_nvrtc() { return env_int("DG_JIT_USE_NVRTC") != 0; }
+inline bool jit_debug() {
+    return env_int("DG_JIT_DEBUG") != 0;
+}
+inline bool use_nvrtc() {
+    return env_int("DG_JIT_USE_NVRTC") != 0;
+}
 
 inline std::string cache_dir() {
     std::string dir = env_str("DG_JIT_CACHE_DIR", paths().default_cache_dir);
@@ -50,6 +54,8 @@ inline std::string cache_dir() {
     return dir;
 }
 
-inline std::string nvcc_path() { return env_str("DG_JIT_NVCC_COMPILER", paths().cuda_home + "/bin/nvcc"); }
+inline std::string nvcc_path() {
+    return env_str("DG_JIT_NVCC_COMPILER", paths().cuda_home + "/bin/nvcc");
+}
 
 }  // namespace dg::jit

@@ -30,7 +30,11 @@ inline CubinInfo inspect_cubin(std::string_view bytes) {
         std::memcpy(&out, bytes.data() + off, sizeof(out));
         return true;
     };
-    if (bytes.size() < 64 || std::memcmp(bytes.data(), "\x7f" "ELF", 4) != 0) return fail("not an ELF file");
+    if (bytes.size() < 64 || std::memcmp(bytes.data(),
+                                         "\x7f"
+                                         "ELF",
+                                         4) != 0)
+        return fail("not an ELF file");
     if (bytes[4] != 2) return fail("not a 64-bit ELF file");
     uint16_t machine = 0, shentsize = 0, shnum = 0, shstrndx = 0;
     uint64_t shoff = 0;

@@ -105,9 +105,8 @@ inline bool load_entry(const std::string& dir, CacheEntry& out) {
     if (!read_file(dir + "/meta", meta)) return false;  // absent or incomplete: a normal miss
     char fmt_line[64] = {}, symbol[4096] = {};
     unsigned long long size = 0, sum = 0;
-    const bool parsed =
-        std::sscanf(meta.c_str(), "%63[^\n]\nsymbol %4095s\nsize %llu\nchecksum %llx", fmt_line, symbol, &size,
-                    &sum) == 4;
+    const bool parsed = std::sscanf(meta.c_str(), "%63[^\n]\nsymbol %4095s\nsize %llu\nchecksum %llx", fmt_line, symbol,
+                                    &size, &sum) == 4;
     auto reject = [&](const char* why) {
         std::cerr << "[dg.jit] warning: rebuilding corrupt cache entry " << dir << " (" << why << ")" << std::endl;
         return false;
@@ -125,7 +124,10 @@ inline bool load_entry(const std::string& dir, CacheEntry& out) {
 class Kernel {
 public:
     Kernel(std::string name, std::string symbol, std::string cubin, std::string log, std::string cache_path)
-        : name_(std::move(name)), symbol_(std::move(symbol)), cubin_(std::move(cubin)), log_(std::move(log)),
+        : name_(std::move(name)),
+          symbol_(std::move(symbol)),
+          cubin_(std::move(cubin)),
+          log_(std::move(log)),
           cache_path_(std::move(cache_path)) {}
 
     Kernel(const Kernel&) = delete;
@@ -197,7 +199,9 @@ private:
     std::array<PerDevice, kMaxDevices> devices_;
 };
 
-inline void launch(Kernel& k, const LaunchConfig& cfg, void** params) { k.launch(current_ordinal(), cfg, params); }
+inline void launch(Kernel& k, const LaunchConfig& cfg, void** params) {
+    k.launch(current_ordinal(), cfg, params);
+}
 
 inline const Compiler& compiler() {
     static std::mutex mutex;
@@ -232,11 +236,11 @@ private:
 inline std::shared_ptr<Kernel> get_kernel(const KernelSpec& input) {
     KernelSpec spec = input;
     if (spec.arch.empty()) spec.arch = current_device().arch();
-    DG_CHECK_VALUE(spec.arch.size() > 3 && spec.arch.substr(0, 3) == "sm_",
-                   "arch must look like 'sm_90a', got '{}'", spec.arch);
+    DG_CHECK_VALUE(spec.arch.size() > 3 && spec.arch.substr(0, 3) == "sm_", "arch must look like 'sm_90a', got '{}'",
+                   spec.arch);
     const std::string root = cache_dir();
-    std::string memo_key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}", spec.name, spec.include, spec.instance, spec.arch,
-                                       use_nvrtc(), root);
+    std::string memo_key =
+        fmt::format("{}\n{}\n{}\n{}\n{}\n{}", spec.name, spec.include, spec.instance, spec.arch, use_nvrtc(), root);
     for (auto& d : spec.include_dirs) memo_key += "\n" + d;
 
     static std::mutex memo_mutex;
@@ -275,8 +279,8 @@ inline std::shared_ptr<Kernel> get_kernel(const KernelSpec& input) {
             atomic_write(entry + "/kernel.cu", req.source);
             atomic_write(entry + "/kernel.log", r.log);
             atomic_write(entry + "/kernel.cubin", r.cubin);
-            atomic_write(entry + "/meta", fmt::format("{}\nsymbol {}\nsize {}\nchecksum {:x}\n", kCacheFormat,
-                                                      r.symbol, r.cubin.size(), checksum(r.cubin)));
+            atomic_write(entry + "/meta", fmt::format("{}\nsymbol {}\nsize {}\nchecksum {:x}\n", kCacheFormat, r.symbol,
+                                                      r.cubin.size(), checksum(r.cubin)));
             ce.cubin = std::move(r.cubin);
             ce.symbol = std::move(r.symbol);
             ce.log = std::move(r.log);

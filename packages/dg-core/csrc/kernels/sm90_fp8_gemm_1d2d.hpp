@@ -35,7 +35,7 @@ inline void sm90_fp8_gemm_1d2d_launch(const TensorView& a, const TensorView& sfa
     float* workspace = nullptr;
     unsigned int* counters = nullptr;
     DG_ASSERT(c.num_splits == 1);
-    void* params[] = {&tmap_a, &tmap_b, &tmap_sfa, &tmap_d, &sfb_ptr, &um,     &un,
+    void* params[] = {&tmap_a, &tmap_b, &tmap_sfa, &tmap_d, &sfb_ptr, &um,        &un,
                       &uk,     &hl,     &hm,       &hr,     &splits,  &workspace, &counters};
     launch(*plan.kernel, sm90_fp8_launch_config(c, stream), params);
 }

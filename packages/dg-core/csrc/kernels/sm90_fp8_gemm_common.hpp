@@ -114,9 +114,9 @@ inline const Sm90Fp8Plan& sm90_fp8_plan(Sm90Fp8Kind kind, int64_t m, int64_t n, 
     struct KeyHash {
         size_t operator()(const Key& x) const {
             uint64_t h = 1469598103934665603ull;
-            for (int64_t v : {x.m, x.n, x.k, int64_t(x.kind), int64_t(x.dev), int64_t(x.sms), int64_t(x.hl),
-                              int64_t(x.hr), int64_t(x.force.block_n), int64_t(x.force.stages),
-                              int64_t(x.force.cluster_m), int64_t(x.force.ctas)})
+            for (int64_t v :
+                 {x.m, x.n, x.k, int64_t(x.kind), int64_t(x.dev), int64_t(x.sms), int64_t(x.hl), int64_t(x.hr),
+                  int64_t(x.force.block_n), int64_t(x.force.stages), int64_t(x.force.cluster_m), int64_t(x.force.ctas)})
                 h = (h ^ static_cast<uint64_t>(v)) * 1099511628211ull;
             return static_cast<size_t>(h);
         }
@@ -124,7 +124,14 @@ inline const Sm90Fp8Plan& sm90_fp8_plan(Sm90Fp8Kind kind, int64_t m, int64_t n, 
     static std::mutex mutex;
     static std::unordered_map<Key, std::unique_ptr<Sm90Fp8Plan>, KeyHash> cache;
     // NOTE: the experiment knob is read on every call (one getenv) so a process can A/B configs.
-    const Key key{m, n, k, static_cast<int>(kind), dev.ordinal, sms, head_left, head_right,
+    const Key key{m,
+                  n,
+                  k,
+                  static_cast<int>(kind),
+                  dev.ordinal,
+                  sms,
+                  head_left,
+                  head_right,
                   heuristics::sm90_fp8_force_from_env()};
     {
         std::lock_guard lock(mutex);
@@ -133,9 +140,8 @@ inline const Sm90Fp8Plan& sm90_fp8_plan(Sm90Fp8Kind kind, int64_t m, int64_t n, 
     }
     // NOTE: compile outside the lock so other shapes are not blocked behind a JIT compile.
     auto plan = std::make_unique<Sm90Fp8Plan>();
-    plan->cfg = heuristics::choose_sm90_fp8_config(kind, static_cast<int>(m), static_cast<int>(n),
-                                                   static_cast<int>(k), sms, dev.smem_optin_per_block, head_left,
-                                                   head_right);
+    plan->cfg = heuristics::choose_sm90_fp8_config(kind, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
+                                                   sms, dev.smem_optin_per_block, head_left, head_right);
     DG_CHECK_VALUE(plan->cfg.block_n > 0,
                    "{}: no kernel configuration fits M={}, N={}, K={} (head split {}, {}) in {} bytes of shared memory",
                    sm90_fp8_stem(kind), m, n, k, head_left, head_right, dev.smem_optin_per_block);
@@ -185,7 +191,8 @@ inline CUtensorMap sm90_fp8_sf_map(const TensorView& sf, int64_t mn, int64_t k_b
 inline CUtensorMap sm90_fp8_output_map(const TensorView& d, int64_t m, int64_t cols, const Sm90Fp8Config& c) {
     const int esize = dtype_size(d.dtype);
     const int row_bytes = c.chunk_n * esize;
-    return make_tma_2d(d.data, d.dtype == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+    return make_tma_2d(d.data,
+                       d.dtype == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
                        static_cast<uint64_t>(cols), static_cast<uint64_t>(m), row_pitch_elems(d, m, cols) * esize,
                        static_cast<uint32_t>(c.chunk_n), 64, row_bytes >= 32 ? row_bytes : 0);
 }

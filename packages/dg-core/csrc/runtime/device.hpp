@@ -112,7 +112,9 @@ inline const DeviceProps& device_props(int ordinal) {
     return *props.release();
 }
 
-inline const DeviceProps& current_device() { return device_props(current_ordinal()); }
+inline const DeviceProps& current_device() {
+    return device_props(current_ordinal());
+}
 
 // set_num_sms / get_num_sms: 0 means "the device's count".
 inline std::atomic<int>& configured_num_sms() {
@@ -125,7 +127,9 @@ inline int num_sms_for(const DeviceProps& p) {
     return n > 0 ? std::min(n, p.sm_count) : p.sm_count;
 }
 
-inline int num_sms() { return num_sms_for(current_device()); }
+inline int num_sms() {
+    return num_sms_for(current_device());
+}
 
 inline void set_num_sms(int n) {
     DG_CHECK_VALUE(n >= 0, "set_num_sms: n must be >= 0 (0 = use every SM), got {}", n);

@@ -16,30 +16,30 @@
 
 namespace dg::driver {
 
-#define DG_DRIVER_FUNCTIONS(X)   \
-    X(cuInit)                    \
-    X(cuGetErrorName)            \
-    X(cuGetErrorString)          \
-    X(cuDriverGetVersion)        \
-    X(cuDeviceGet)               \
-    X(cuDeviceGetCount)          \
-    X(cuDeviceGetAttribute)      \
-    X(cuDeviceGetName)           \
-    X(cuCtxGetCurrent)           \
-    X(cuCtxSetCurrent)           \
-    X(cuCtxGetDevice)            \
-    X(cuDevicePrimaryCtxRetain)  \
-    X(cuModuleLoadData)          \
-    X(cuModuleUnload)            \
-    X(cuModuleGetFunction)       \
-    X(cuFuncSetAttribute)        \
-    X(cuFuncGetAttribute)        \
-    X(cuLaunchKernelEx)          \
-    X(cuTensorMapEncodeTiled)    \
-    X(cuMemcpy2DAsync)           \
-    X(cuMemsetD32Async)          \
-    X(cuMemsetD2D32Async)        \
-    X(cuStreamIsCapturing)       \
+#define DG_DRIVER_FUNCTIONS(X)  \
+    X(cuInit)                   \
+    X(cuGetErrorName)           \
+    X(cuGetErrorString)         \
+    X(cuDriverGetVersion)       \
+    X(cuDeviceGet)              \
+    X(cuDeviceGetCount)         \
+    X(cuDeviceGetAttribute)     \
+    X(cuDeviceGetName)          \
+    X(cuCtxGetCurrent)          \
+    X(cuCtxSetCurrent)          \
+    X(cuCtxGetDevice)           \
+    X(cuDevicePrimaryCtxRetain) \
+    X(cuModuleLoadData)         \
+    X(cuModuleUnload)           \
+    X(cuModuleGetFunction)      \
+    X(cuFuncSetAttribute)       \
+    X(cuFuncGetAttribute)       \
+    X(cuLaunchKernelEx)         \
+    X(cuTensorMapEncodeTiled)   \
+    X(cuMemcpy2DAsync)          \
+    X(cuMemsetD32Async)         \
+    X(cuMemsetD2D32Async)       \
+    X(cuStreamIsCapturing)      \
     X(cuOccupancyMaxActiveClusters)
 
 struct Api {
@@ -86,8 +86,7 @@ inline Api* load_api() {
 #define DG_RESOLVE_PFN(name) resolve(#name, reinterpret_cast<void**>(&api->name));
     DG_DRIVER_FUNCTIONS(DG_RESOLVE_PFN)
 #undef DG_RESOLVE_PFN
-    if (!ok)
-        return nullptr;
+    if (!ok) return nullptr;
     if (CUresult r = api->cuInit(0); r != CUDA_SUCCESS) {
         const char* name = nullptr;
         api->cuGetErrorName(r, &name);
@@ -125,10 +124,10 @@ inline std::string error_text(CUresult r) {
 }  // namespace dg::driver
 
 // Calls a driver function and throws dg::CudaError naming the call and the driver's error.
-#define DG_CU_CHECK(expr)                                                                              \
-    do {                                                                                               \
-        CUresult dg_cu_result_ = (expr);                                                               \
-        if (dg_cu_result_ != CUDA_SUCCESS) [[unlikely]]                                                \
+#define DG_CU_CHECK(expr)                                                                                   \
+    do {                                                                                                    \
+        CUresult dg_cu_result_ = (expr);                                                                    \
+        if (dg_cu_result_ != CUDA_SUCCESS) [[unlikely]]                                                     \
             throw ::dg::CudaError(::fmt::format("{}: {}", #expr, ::dg::driver::error_text(dg_cu_result_))); \
     } while (0)
 

@@ -27,24 +27,23 @@ struct CompileError : std::runtime_error {
 };
 
 // Checks a precondition that a caller can violate; the message names the argument and what it needs.
-#define DG_CHECK_VALUE(cond, ...)                                      \
-    do {                                                               \
-        if (!(cond)) [[unlikely]]                                      \
-            throw ::dg::ValueError(::fmt::format(__VA_ARGS__));        \
+#define DG_CHECK_VALUE(cond, ...)                               \
+    do {                                                        \
+        if (!(cond)) [[unlikely]]                               \
+            throw ::dg::ValueError(::fmt::format(__VA_ARGS__)); \
     } while (0)
 
-#define DG_CHECK_TYPE(cond, ...)                                       \
-    do {                                                               \
-        if (!(cond)) [[unlikely]]                                      \
-            throw ::dg::TypeError(::fmt::format(__VA_ARGS__));         \
+#define DG_CHECK_TYPE(cond, ...)                               \
+    do {                                                       \
+        if (!(cond)) [[unlikely]]                              \
+            throw ::dg::TypeError(::fmt::format(__VA_ARGS__)); \
     } while (0)
 
 // Internal invariant: a failure is a bug in dg, reported with its location.
-#define DG_ASSERT(cond)                                                                              \
-    do {                                                                                             \
-        if (!(cond)) [[unlikely]]                                                                    \
-            throw std::logic_error(::fmt::format("dg internal error ({}:{}): {}", __FILE__, __LINE__, \
-                                                 #cond));                                            \
+#define DG_ASSERT(cond)                                                                                        \
+    do {                                                                                                       \
+        if (!(cond)) [[unlikely]]                                                                              \
+            throw std::logic_error(::fmt::format("dg internal error ({}:{}): {}", __FILE__, __LINE__, #cond)); \
     } while (0)
 
 }  // namespace dg

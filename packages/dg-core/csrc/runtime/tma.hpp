@@ -10,27 +10,37 @@ namespace dg {
 
 inline CUtensorMapSwizzle swizzle_mode(int swizzle_bytes) {
     switch (swizzle_bytes) {
-        case 0: return CU_TENSOR_MAP_SWIZZLE_NONE;
-        case 32: return CU_TENSOR_MAP_SWIZZLE_32B;
-        case 64: return CU_TENSOR_MAP_SWIZZLE_64B;
-        case 128: return CU_TENSOR_MAP_SWIZZLE_128B;
-        default: throw ValueError(fmt::format("swizzle must be 0, 32, 64 or 128 bytes, got {}", swizzle_bytes));
+        case 0:
+            return CU_TENSOR_MAP_SWIZZLE_NONE;
+        case 32:
+            return CU_TENSOR_MAP_SWIZZLE_32B;
+        case 64:
+            return CU_TENSOR_MAP_SWIZZLE_64B;
+        case 128:
+            return CU_TENSOR_MAP_SWIZZLE_128B;
+        default:
+            throw ValueError(fmt::format("swizzle must be 0, 32, 64 or 128 bytes, got {}", swizzle_bytes));
     }
 }
 
 inline int tma_element_size(CUtensorMapDataType t) {
     switch (t) {
-        case CU_TENSOR_MAP_DATA_TYPE_UINT8: return 1;
+        case CU_TENSOR_MAP_DATA_TYPE_UINT8:
+            return 1;
         case CU_TENSOR_MAP_DATA_TYPE_UINT16:
         case CU_TENSOR_MAP_DATA_TYPE_FLOAT16:
-        case CU_TENSOR_MAP_DATA_TYPE_BFLOAT16: return 2;
+        case CU_TENSOR_MAP_DATA_TYPE_BFLOAT16:
+            return 2;
         case CU_TENSOR_MAP_DATA_TYPE_UINT32:
         case CU_TENSOR_MAP_DATA_TYPE_INT32:
-        case CU_TENSOR_MAP_DATA_TYPE_FLOAT32: return 4;
+        case CU_TENSOR_MAP_DATA_TYPE_FLOAT32:
+            return 4;
         case CU_TENSOR_MAP_DATA_TYPE_UINT64:
         case CU_TENSOR_MAP_DATA_TYPE_INT64:
-        case CU_TENSOR_MAP_DATA_TYPE_FLOAT64: return 8;
-        default: throw ValueError(fmt::format("unsupported TMA data type {}", static_cast<int>(t)));
+        case CU_TENSOR_MAP_DATA_TYPE_FLOAT64:
+            return 8;
+        default:
+            throw ValueError(fmt::format("unsupported TMA data type {}", static_cast<int>(t)));
     }
 }
 
@@ -38,8 +48,7 @@ inline int tma_element_size(CUtensorMapDataType t) {
 inline CUtensorMap make_tensor_map(const void* base, CUtensorMapDataType dtype, int rank, const uint64_t* dims,
                                    const uint64_t* strides_bytes, const uint32_t* box, int swizzle_bytes) {
     DG_CHECK_VALUE(rank >= 1 && rank <= 5, "TMA rank must be 1..5, got {}", rank);
-    DG_CHECK_VALUE(reinterpret_cast<uintptr_t>(base) % 16 == 0,
-                   "TMA base address {} is not 16-byte aligned", base);
+    DG_CHECK_VALUE(reinterpret_cast<uintptr_t>(base) % 16 == 0, "TMA base address {} is not 16-byte aligned", base);
     const int esize = tma_element_size(dtype);
     for (int i = 0; i < rank; ++i) {
         DG_CHECK_VALUE(dims[i] >= 1 && dims[i] <= (uint64_t(1) << 32), "TMA dim {} = {} is out of [1, 2^32]", i,
@@ -48,8 +57,7 @@ inline CUtensorMap make_tensor_map(const void* base, CUtensorMapDataType dtype, 
     }
     for (int i = 0; i + 1 < rank; ++i) {
         DG_CHECK_VALUE(strides_bytes[i] % 16 == 0 && strides_bytes[i] < (uint64_t(1) << 40),
-                       "TMA stride of dim {} = {} bytes must be a multiple of 16 and < 2^40", i + 1,
-                       strides_bytes[i]);
+                       "TMA stride of dim {} = {} bytes must be a multiple of 16 and < 2^40", i + 1, strides_bytes[i]);
     }
     if (swizzle_bytes != 0) {
         DG_CHECK_VALUE(box[0] * esize <= static_cast<uint32_t>(swizzle_bytes),
@@ -70,8 +78,7 @@ inline CUtensorMap make_tensor_map(const void* base, CUtensorMapDataType dtype, 
 
 // A 2-D map over a row-major matrix: `inner` contiguous elements per row, `outer` rows, `outer_stride_bytes` pitch.
 inline CUtensorMap make_tma_2d(const void* base, CUtensorMapDataType dtype, uint64_t inner, uint64_t outer,
-                               uint64_t outer_stride_bytes, uint32_t box_inner, uint32_t box_outer,
-                               int swizzle_bytes) {
+                               uint64_t outer_stride_bytes, uint32_t box_inner, uint32_t box_outer, int swizzle_bytes) {
     const uint64_t dims[2] = {inner, outer};
     const uint64_t strides[1] = {outer_stride_bytes};
     const uint32_t box[2] = {box_inner, box_outer};

@@ -28,39 +28,45 @@
 
 #include "../../csrc/heuristics/sm90_fp8.hpp"
 
-#define CK(x)                                                                                   \
-    do {                                                                                        \
-        cudaError_t e_ = (x);                                                                   \
-        if (e_ != cudaSuccess) {                                                                \
+#define CK(x)                                                                                       \
+    do {                                                                                            \
+        cudaError_t e_ = (x);                                                                       \
+        if (e_ != cudaSuccess) {                                                                    \
             std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-            std::exit(2);                                                                       \
-        }                                                                                       \
+            std::exit(2);                                                                           \
+        }                                                                                           \
     } while (0)
 // libcuda is opened at run time (no link-time dependency on the driver library).
 template <typename F>
 static F driver_fn(const char* name) {
     static void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
-    if (!lib) { std::fprintf(stderr, "cannot dlopen libcuda.so.1\n"); std::exit(2); }
+    if (!lib) {
+        std::fprintf(stderr, "cannot dlopen libcuda.so.1\n");
+        std::exit(2);
+    }
     void* f = dlsym(lib, name);
-    if (!f) { std::fprintf(stderr, "libcuda has no %s\n", name); std::exit(2); }
+    if (!f) {
+        std::fprintf(stderr, "libcuda has no %s\n", name);
+        std::exit(2);
+    }
     return reinterpret_cast<F>(f);
 }
 #define DRV(name) (driver_fn<decltype(&name)>(#name))
 
-#define CU(x)                                                                                   \
-    do {                                                                                        \
-        CUresult r_ = (x);                                                                      \
-        if (r_ != CUDA_SUCCESS) {                                                               \
-            const char* s_ = nullptr;                                                           \
-            DRV(cuGetErrorString)(r_, &s_);                                                          \
-            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, s_ ? s_ : "?");      \
-            std::exit(2);                                                                       \
-        }                                                                                       \
+#define CU(x)                                                                              \
+    do {                                                                                   \
+        CUresult r_ = (x);                                                                 \
+        if (r_ != CUDA_SUCCESS) {                                                          \
+            const char* s_ = nullptr;                                                      \
+            DRV(cuGetErrorString)(r_, &s_);                                                \
+            std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, s_ ? s_ : "?"); \
+            std::exit(2);                                                                  \
+        }                                                                                  \
     } while (0)
 
+using dg::heuristics::ceil_div_i;
 using dg::heuristics::Sm90Fp8Config;
 using dg::heuristics::Sm90Fp8Kind;
-using dg::heuristics::ceil_div_i;
 
 struct Case {
     int m, n, k;
@@ -71,7 +77,16 @@ struct Case {
     int head_l = 0, head_m = 0, head_r = 0;
 };
 static Case mk(int m, int n, int k, int bn = 0, int cl = -1, int sp = 0, int hl = 0, int hm = 0, int hr = 0) {
-    Case c; c.m = m; c.n = n; c.k = k; c.block_n = bn; c.cluster = cl; c.splits = sp; c.head_l = hl; c.head_m = hm; c.head_r = hr;
+    Case c;
+    c.m = m;
+    c.n = n;
+    c.k = k;
+    c.block_n = bn;
+    c.cluster = cl;
+    c.splits = sp;
+    c.head_l = hl;
+    c.head_m = hm;
+    c.head_r = hr;
     return c;
 }
 
@@ -139,15 +154,20 @@ static std::vector<Case> make_cases(bool sweep) {
     cs.push_back(mk(1000, 2112, 256));
     cs.push_back(mk(4097, 576, 128));
     cs.push_back(mk(256, 4096, 1536, 0, -1, 0, 128, 64, 128));  // skip-head-mid: 16 heads of 256 -> 320
-    cs.push_back(mk(64, 2112, 7168, 64, 1, 4));                  // forced split-K edge cases
+    cs.push_back(mk(64, 2112, 7168, 64, 1, 4));                 // forced split-K edge cases
     cs.push_back(mk(7, 576, 7168, 128, 1, 7));
     cs.push_back(mk(129, 2112, 1664, 128, 1, 5));
-    cs.push_back(mk(65, 1000, 1040));    // partial last K block, N not a multiple of 16
+    cs.push_back(mk(65, 1000, 1040));  // partial last K block, N not a multiple of 16
     cs.push_back(mk(4097, 1000, 1040));
     cs.push_back(mk(1, 8, 16));
     // 1D1D (weight-gradient style, FP32 D += A B^T): seed-like and edge shapes, split-K included.
-    for (auto [m, n, k, sp] : {std::tuple{2112, 4096, 4096, 0}, {7168, 4096, 2048, 0}, {576, 4096, 4096, 0},
-                               {129, 2112, 7168, 0}, {64, 576, 7168, 0}, {65, 2112, 7168, 3}, {4097, 576, 256, 0}}) {
+    for (auto [m, n, k, sp] : {std::tuple{2112, 4096, 4096, 0},
+                               {7168, 4096, 2048, 0},
+                               {576, 4096, 4096, 0},
+                               {129, 2112, 7168, 0},
+                               {64, 576, 7168, 0},
+                               {65, 2112, 7168, 3},
+                               {4097, 576, 256, 0}}) {
         Case c = mk(m, n, k, 0, -1, sp);
         c.d1 = true;
         cs.push_back(c);
@@ -168,7 +188,11 @@ static std::vector<Case> make_cases(bool sweep) {
 // ---------------------------------------------------------------------------------------------------------
 // Device helpers: random fill, reference, comparison.
 __device__ unsigned int hash32(unsigned long long x) {
-    x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
     return static_cast<unsigned int>(x);
 }
 __global__ void fill_fp8(__nv_fp8_e4m3* p, size_t count, unsigned long long seed) {
@@ -190,14 +214,15 @@ __global__ void fill_f32(float* p, size_t count, unsigned long long seed) {
     }
 }
 __global__ void fill_u16(unsigned short* p, size_t count, unsigned short v) {
-    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) p[i] = v;
+    for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x)
+        p[i] = v;
 }
 
 // ref[i, j] = sum_kb sfa[kb][i] * sfb[j/128][kb] * sum_{k in kb} a[i,k] b[j,k]; 64x64 outputs per block.
 // sfb_pitch == 0: 1D2D SFB [ceil(N/128)][nkb] row-major; else 1D1D SFB MN-major [nkb][sfb_pitch]. c: optional FP32 C.
-__global__ void __launch_bounds__(256) reference_1d2d(const __nv_fp8_e4m3* a, const float* sfa, int sfa_pitch,
-                                                     const __nv_fp8_e4m3* b, const float* sfb, double* ref, int m,
-                                                     int n, int k, int sfb_pitch = 0, const float* c = nullptr) {
+__global__ void __launch_bounds__(256)
+    reference_1d2d(const __nv_fp8_e4m3* a, const float* sfa, int sfa_pitch, const __nv_fp8_e4m3* b, const float* sfb,
+                   double* ref, int m, int n, int k, int sfb_pitch = 0, const float* c = nullptr) {
     __shared__ float sa[64][129], sb[64][129];
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     const int i0 = blockIdx.y * 64, j0 = blockIdx.x * 64;
@@ -235,11 +260,15 @@ __global__ void __launch_bounds__(256) reference_1d2d(const __nv_fp8_e4m3* a, co
 }
 
 // Per 128x128 tile: max |d - ref|, max |ref|, NaN count; global sums for calc_diff.
-__device__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ float to_f32(float v) { return v; }
+__device__ float to_f32(__nv_bfloat16 v) {
+    return __bfloat162float(v);
+}
+__device__ float to_f32(float v) {
+    return v;
+}
 template <typename T>
-__global__ void compare(const T* d, int ldd, const double* ref, int m, int n, int hl, int hm, int hr,
-                        double* sums, float* tile_err, int* nan_count) {
+__global__ void compare(const T* d, int ldd, const double* ref, int m, int n, int hl, int hm, int hr, double* sums,
+                        float* tile_err, int* nan_count) {
     __shared__ float s_err[256], s_ref[256];
     const int tm = blockIdx.y, tn = blockIdx.x;
     float e = 0, rmax = 0;
@@ -251,13 +280,21 @@ __global__ void compare(const T* d, int ldd, const double* ref, int m, int n, in
         const int jo = hm ? j + ((j + hr) / (hl + hr)) * hm : j;
         const float x = to_f32(d[size_t(i) * ldd + jo]);
         const double y = ref[size_t(i) * n + j];
-        if (!(fabsf(x) <= 3.0e38f)) { ++nans; continue; }
+        if (!(fabsf(x) <= 3.0e38f)) {
+            ++nans;
+            continue;
+        }
         e = fmaxf(e, fabsf(float(x - y)));
         rmax = fmaxf(rmax, fabsf(float(y)));
-        sxy += double(x) * y; sxx += double(x) * x; syy += y * y;
+        sxy += double(x) * y;
+        sxx += double(x) * x;
+        syy += y * y;
     }
-    s_err[threadIdx.x] = e; s_ref[threadIdx.x] = rmax;
-    atomicAdd(&sums[0], sxy); atomicAdd(&sums[1], sxx); atomicAdd(&sums[2], syy);
+    s_err[threadIdx.x] = e;
+    s_ref[threadIdx.x] = rmax;
+    atomicAdd(&sums[0], sxy);
+    atomicAdd(&sums[1], sxx);
+    atomicAdd(&sums[2], syy);
     if (nans) atomicAdd(nan_count, nans);
     __syncthreads();
     for (int s = 128; s > 0; s /= 2) {
@@ -271,9 +308,10 @@ __global__ void compare(const T* d, int ldd, const double* ref, int m, int n, in
 }
 
 // Gap columns of skip-head-mid must keep their previous contents (here: the poison pattern).
-__global__ void check_gaps(const unsigned short* d, int ldd, int m, int n_out, int hl, int hm, int hr, unsigned short poison,
-                           int* bad) {
-    for (size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x; t < size_t(m) * n_out; t += size_t(gridDim.x) * blockDim.x) {
+__global__ void check_gaps(const unsigned short* d, int ldd, int m, int n_out, int hl, int hm, int hr,
+                           unsigned short poison, int* bad) {
+    for (size_t t = blockIdx.x * size_t(blockDim.x) + threadIdx.x; t < size_t(m) * n_out;
+         t += size_t(gridDim.x) * blockDim.x) {
         const int j = t % n_out;
         const int in_head = j % (hl + hm + hr);
         if (in_head >= hl && in_head < hl + hm && d[(t / n_out) * ldd + j] != poison) atomicAdd(bad, 1);
@@ -288,12 +326,12 @@ static CUtensorMap tmap2d(void* base, CUtensorMapDataType dt, uint64_t inner, ui
     const cuuint64_t strides[1] = {pitch_bytes};
     const cuuint32_t box[2] = {box_in, box_out};
     const cuuint32_t es[2] = {1, 1};
-    CUtensorMapSwizzle sw = swizzle == 128 ? CU_TENSOR_MAP_SWIZZLE_128B
+    CUtensorMapSwizzle sw = swizzle == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
                             : swizzle == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
                             : swizzle == 32 ? CU_TENSOR_MAP_SWIZZLE_32B
                                             : CU_TENSOR_MAP_SWIZZLE_NONE;
     CU(DRV(cuTensorMapEncodeTiled)(&m, dt, 2, base, dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE, sw,
-                              CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+                                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
     return m;
 }
 
@@ -332,8 +370,8 @@ struct Ctx {
 
 // 1D1D: D (FP32) starts as random C; the kernel adds A B^T. Checked once, then timed (each timed run adds
 // again, so the time is measured on a copy-free D += A B^T loop).
-static bool run_1d1d(const Case& cs, const Sm90Fp8Config& c, CUfunction fn, Ctx& x, unsigned long long& seed, double& us,
-                     double& diff, float& worst, int& nans, int& ctas) {
+static bool run_1d1d(const Case& cs, const Sm90Fp8Config& c, CUfunction fn, Ctx& x, unsigned long long& seed,
+                     double& us, double& diff, float& worst, int& nans, int& ctas) {
     const int m = cs.m, n = cs.n, k = cs.k, nkb = (k + 127) / 128, pa = (m + 3) / 4 * 4, pb = (n + 3) / 4 * 4;
     __nv_fp8_e4m3 *a, *b;
     float *sfa, *sfb, *d, *cin;
@@ -366,15 +404,20 @@ static bool run_1d1d(const Case& cs, const Sm90Fp8Config& c, CUfunction fn, Ctx&
     attr[0].value.clusterDim.y = 1;
     attr[0].value.clusterDim.z = 1;
     CUlaunchConfig lc{};
-    lc.gridDimX = c.num_ctas; lc.gridDimY = 1; lc.gridDimZ = 1;
-    lc.blockDimX = c.threads; lc.blockDimY = 1; lc.blockDimZ = 1;
+    lc.gridDimX = c.num_ctas;
+    lc.gridDimY = 1;
+    lc.gridDimZ = 1;
+    lc.blockDimX = c.threads;
+    lc.blockDimY = 1;
+    lc.blockDimZ = 1;
     lc.sharedMemBytes = c.smem_bytes;
     lc.attrs = attr;
     lc.numAttrs = 1;
     if (c.cluster_m > 1) {
         int max_clusters = 0;
         CU(DRV(cuOccupancyMaxActiveClusters)(&max_clusters, fn, &lc));
-        if (max_clusters > 0 && lc.gridDimX > unsigned(max_clusters) * c.cluster_m) lc.gridDimX = max_clusters * c.cluster_m;
+        if (max_clusters > 0 && lc.gridDimX > unsigned(max_clusters) * c.cluster_m)
+            lc.gridDimX = max_clusters * c.cluster_m;
     }
     ctas = lc.gridDimX;
     CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
@@ -408,7 +451,13 @@ static bool run_1d1d(const Case& cs, const Sm90Fp8Config& c, CUfunction fn, Ctx&
     }
     std::sort(ts.begin(), ts.end());
     us = ts[ts.size() / 2];
-    CK(cudaFree(a)); CK(cudaFree(b)); CK(cudaFree(sfa)); CK(cudaFree(sfb)); CK(cudaFree(d)); CK(cudaFree(cin)); CK(cudaFree(ref));
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+    CK(cudaFree(sfa));
+    CK(cudaFree(sfb));
+    CK(cudaFree(d));
+    CK(cudaFree(cin));
+    CK(cudaFree(ref));
     return nans == 0 && diff < 1e-3 && worst < 1e-2;
 }
 
@@ -423,7 +472,8 @@ int main(int argc, char** argv) {
         const bool sweep = argc > 4;
         std::map<std::string, int> seen;
         for (auto& c : make_cases(sweep)) {
-            const std::string inst = c.d1 ? instance_1d1d(config_for(c, sms, smem)) : instance_1d2d(config_for(c, sms, smem));
+            const std::string inst =
+                c.d1 ? instance_1d1d(config_for(c, sms, smem)) : instance_1d2d(config_for(c, sms, smem));
             if (!seen[inst]++) std::printf("%s\n", inst.c_str());
         }
         return 0;
@@ -463,7 +513,10 @@ int main(int argc, char** argv) {
         const Sm90Fp8Config c = config_for(cs, sms, smem);
         const std::string inst = cs.d1 ? instance_1d1d(c) : instance_1d2d(c);
         CUfunction fn = load_kernel(dir, inst);
-        if (!fn) { ++failures; continue; }
+        if (!fn) {
+            ++failures;
+            continue;
+        }
         if (cs.d1) {
             Ctx x{flush, flush_bytes, e0, e1, sums, nan_count, tile_err};
             double us, diff;
@@ -508,7 +561,9 @@ int main(int argc, char** argv) {
         CUtensorMap td = tmap2d(d, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, n_out, m, size_t(n_out) * 2, c.chunk_n, 64, sw);
         unsigned int um = m, un = n, uk = k, hl = cs.head_l, hm = cs.head_m, hr = cs.head_r;
         unsigned int us_ = c.num_splits;
-        if (c.num_splits > 1 && size_t(ceil_div_i(m, c.block_m)) * ceil_div_i(n, c.block_n) * c.num_splits * c.block_m * c.block_n * 4 > ws_bytes) {
+        if (c.num_splits > 1 &&
+            size_t(ceil_div_i(m, c.block_m)) * ceil_div_i(n, c.block_n) * c.num_splits * c.block_m * c.block_n * 4 >
+                ws_bytes) {
             std::printf("workspace too small\n");
             ++failures;
             continue;
@@ -521,8 +576,12 @@ int main(int argc, char** argv) {
         attr[0].value.clusterDim.y = 1;
         attr[0].value.clusterDim.z = 1;
         CUlaunchConfig lc{};
-        lc.gridDimX = c.num_ctas; lc.gridDimY = 1; lc.gridDimZ = 1;
-        lc.blockDimX = c.threads; lc.blockDimY = 1; lc.blockDimZ = 1;
+        lc.gridDimX = c.num_ctas;
+        lc.gridDimY = 1;
+        lc.gridDimZ = 1;
+        lc.blockDimX = c.threads;
+        lc.blockDimY = 1;
+        lc.blockDimZ = 1;
         lc.sharedMemBytes = c.smem_bytes;
         lc.hStream = 0;
         lc.attrs = attr;
@@ -532,7 +591,8 @@ int main(int argc, char** argv) {
             // num_sms / 2 clusters may be co-resident, and a persistent grid larger than that runs in 2 waves.
             int max_clusters = 0;
             CU(DRV(cuOccupancyMaxActiveClusters)(&max_clusters, fn, &lc));
-            if (max_clusters > 0 && lc.gridDimX > unsigned(max_clusters) * c.cluster_m) lc.gridDimX = max_clusters * c.cluster_m;
+            if (max_clusters > 0 && lc.gridDimX > unsigned(max_clusters) * c.cluster_m)
+                lc.gridDimX = max_clusters * c.cluster_m;
             if (getenv("DG_CTAS")) lc.gridDimX = atoi(getenv("DG_CTAS"));
             std::printf("max active clusters %d\n", max_clusters);
         }
@@ -548,7 +608,8 @@ int main(int argc, char** argv) {
         CK(cudaMemset(sums, 0, 3 * sizeof(double)));
         CK(cudaMemset(nan_count, 0, 2 * sizeof(int)));
         const dim3 tg((n + 127) / 128, (m + 127) / 128);
-        compare<__nv_bfloat16><<<tg, 256>>>(d, n_out, ref, m, n, cs.head_l, cs.head_m, cs.head_r, sums, tile_err, nan_count);
+        compare<__nv_bfloat16>
+            <<<tg, 256>>>(d, n_out, ref, m, n, cs.head_l, cs.head_m, cs.head_r, sums, tile_err, nan_count);
         if (heads)
             check_gaps<<<1024, 256>>>(reinterpret_cast<unsigned short*>(d), n_out, m, n_out, cs.head_l, cs.head_m,
                                       cs.head_r, poison, nan_count + 1);
@@ -581,7 +642,8 @@ int main(int argc, char** argv) {
         CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
         CK(cudaMemset(sums, 0, 3 * sizeof(double)));
         CK(cudaMemset(nan_count, 0, 2 * sizeof(int)));
-        compare<__nv_bfloat16><<<tg, 256>>>(d, n_out, ref, m, n, cs.head_l, cs.head_m, cs.head_r, sums, tile_err, nan_count);
+        compare<__nv_bfloat16>
+            <<<tg, 256>>>(d, n_out, ref, m, n, cs.head_l, cs.head_m, cs.head_r, sums, tile_err, nan_count);
         CK(cudaDeviceSynchronize());
         CK(cudaMemcpy(hs, sums, sizeof(hs), cudaMemcpyDeviceToHost));
         CK(cudaMemcpy(hn, nan_count, sizeof(hn), cudaMemcpyDeviceToHost));
@@ -589,7 +651,10 @@ int main(int argc, char** argv) {
         const double diff2 = 1.0 - 2.0 * hs[0] / std::max(hs[1] + hs[2], 1e-300);
         const float worst2 = *std::max_element(te.begin(), te.end());
         const bool ok2 = hn[0] == 0 && diff2 < 1e-3 && worst2 < 1e-2;
-        if (ok && !ok2 && !skip_check) { ++failures; ok = false; }
+        if (ok && !ok2 && !skip_check) {
+            ++failures;
+            ok = false;
+        }
         std::sort(ts.begin(), ts.end());
         const double us = ts[ts.size() / 2];
         const double bytes = double(m) * k + double(n) * k + double(m) * n_out * 2 + double(pitch) * nkb * 4 +
@@ -597,12 +662,19 @@ int main(int argc, char** argv) {
         char cfg[128];
         std::snprintf(cfg, sizeof(cfg), "bm%d bn%d st%d cl%d ch%d sp%d ctas%d smem%d", c.block_m, c.block_n, c.stages,
                       c.cluster_m, c.chunk_n, c.num_splits, int(lc.gridDimX), c.smem_bytes);
-        std::printf("%6d %6d %6d | %-58s | %9.1f %8.1f %9.1f %7.1e | %s%s\n", m, n, k, cfg, us,
-                    2.0 * m * n * k / us / 1e6, bytes / us / 1e3, diff, skip_check ? "unchecked" : (ok ? "ok" : "FAIL"),
-                    ok ? "" : (" nan=" + std::to_string(hn[0]) + " gap=" + std::to_string(hn[1]) + " tile=" +
-                               std::to_string(worst)).c_str());
+        std::printf(
+            "%6d %6d %6d | %-58s | %9.1f %8.1f %9.1f %7.1e | %s%s\n", m, n, k, cfg, us, 2.0 * m * n * k / us / 1e6,
+            bytes / us / 1e3, diff, skip_check ? "unchecked" : (ok ? "ok" : "FAIL"),
+            ok ? ""
+               : (" nan=" + std::to_string(hn[0]) + " gap=" + std::to_string(hn[1]) + " tile=" + std::to_string(worst))
+                     .c_str());
         std::fflush(stdout);
-        CK(cudaFree(a)); CK(cudaFree(b)); CK(cudaFree(sfa)); CK(cudaFree(sfb)); CK(cudaFree(d)); CK(cudaFree(ref));
+        CK(cudaFree(a));
+        CK(cudaFree(b));
+        CK(cudaFree(sfa));
+        CK(cudaFree(sfb));
+        CK(cudaFree(d));
+        CK(cudaFree(ref));
     }
     std::printf("failures: %d\n", failures);
     return failures ? 3 : 0;

@@ -9,20 +9,28 @@
 using namespace dg::layout;
 using ll = long long;
 extern "C" {
-void per_token(int bf16, int grid, const void* x, unsigned char* out, float* sf, ll m, ll k, ll xs, ll os, ll sfm, ll sfs, unsigned ue, unsigned vec) {
+void per_token(int bf16, int grid, const void* x, unsigned char* out, float* sf, ll m, ll k, ll xs, ll os, ll sfm,
+               ll sfs, unsigned ue, unsigned vec) {
     emu::launch(dim3(grid), dim3(256), [&] {
-        if (bf16) per_token_cast_fp8_impl<__nv_bfloat16>((const __nv_bfloat16*)x, out, sf, m, k, xs, os, sfm, sfs, ue, vec);
-        else per_token_cast_fp8_impl<float>((const float*)x, out, sf, m, k, xs, os, sfm, sfs, ue, vec);
+        if (bf16)
+            per_token_cast_fp8_impl<__nv_bfloat16>((const __nv_bfloat16*)x, out, sf, m, k, xs, os, sfm, sfs, ue, vec);
+        else
+            per_token_cast_fp8_impl<float>((const float*)x, out, sf, m, k, xs, os, sfm, sfs, ue, vec);
     });
 }
-void tile_cast(int channel, int bf16, int grid, const void* x, unsigned char* out, float* sf, ll m, ll n, ll xs, ll os, unsigned ue, unsigned vec) {
+void tile_cast(int channel, int bf16, int grid, const void* x, unsigned char* out, float* sf, ll m, ll n, ll xs, ll os,
+               unsigned ue, unsigned vec) {
     emu::launch(dim3(grid), dim3(256), [&] {
         if (channel) {
-            if (bf16) per_channel_cast_fp8_impl<__nv_bfloat16>((const __nv_bfloat16*)x, out, sf, m, n, xs, os, ue, vec);
-            else per_channel_cast_fp8_impl<float>((const float*)x, out, sf, m, n, xs, os, ue, vec);
+            if (bf16)
+                per_channel_cast_fp8_impl<__nv_bfloat16>((const __nv_bfloat16*)x, out, sf, m, n, xs, os, ue, vec);
+            else
+                per_channel_cast_fp8_impl<float>((const float*)x, out, sf, m, n, xs, os, ue, vec);
         } else {
-            if (bf16) per_block_cast_fp8_impl<__nv_bfloat16>((const __nv_bfloat16*)x, out, sf, m, n, xs, os, ue, vec);
-            else per_block_cast_fp8_impl<float>((const float*)x, out, sf, m, n, xs, os, ue, vec);
+            if (bf16)
+                per_block_cast_fp8_impl<__nv_bfloat16>((const __nv_bfloat16*)x, out, sf, m, n, xs, os, ue, vec);
+            else
+                per_block_cast_fp8_impl<float>((const float*)x, out, sf, m, n, xs, os, ue, vec);
         }
     });
 }

@@ -31,35 +31,63 @@ namespace emu {
 inline thread_local uint3 tIdx, bIdx;
 inline uint3 bDim, gDim;
 inline std::barrier<>* block_bar = nullptr;
-struct Warp { std::barrier<>* bar; unsigned int slots[32]; };
+struct Warp {
+    std::barrier<>* bar;
+    unsigned int slots[32];
+};
 inline std::vector<std::unique_ptr<Warp>> warps;
 inline thread_local int my_warp, my_lane;
-}
+}  // namespace emu
 #define threadIdx (emu::tIdx)
 #define blockIdx (emu::bIdx)
 #define blockDim (emu::bDim)
 #define gridDim (emu::gDim)
 
-template <typename T> inline T __ldg(const T* p) { return *p; }
-inline unsigned int emu_f2u(float f) { unsigned int u; std::memcpy(&u, &f, 4); return u; }
-inline float emu_u2f(unsigned int u) { float f; std::memcpy(&f, &u, 4); return f; }
+template <typename T>
+inline T __ldg(const T* p) {
+    return *p;
+}
+inline unsigned int emu_f2u(float f) {
+    unsigned int u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
+inline float emu_u2f(unsigned int u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
 #define __float_as_uint emu_f2u
 #define __uint_as_float emu_u2f
-inline float emu_fdiv(float a, float b) { volatile float r = a / b; return r; }
-inline float emu_frcp(float a) { volatile float r = 1.0f / a; return r; }
-inline float emu_fmul(float a, float b) { volatile float r = a * b; return r; }
+inline float emu_fdiv(float a, float b) {
+    volatile float r = a / b;
+    return r;
+}
+inline float emu_frcp(float a) {
+    volatile float r = 1.0f / a;
+    return r;
+}
+inline float emu_fmul(float a, float b) {
+    volatile float r = a * b;
+    return r;
+}
 #define __fdiv_rn emu_fdiv
 #define __frcp_rn emu_frcp
 #define __fmul_rn emu_fmul
-inline int emu_clz(unsigned int x) { return x == 0 ? 32 : __builtin_clz(x); }
+inline int emu_clz(unsigned int x) {
+    return x == 0 ? 32 : __builtin_clz(x);
+}
 #define __clz emu_clz
-inline void emu_sync() { emu::block_bar->arrive_and_wait(); }
+inline void emu_sync() {
+    emu::block_bar->arrive_and_wait();
+}
 #define __syncthreads emu_sync
 inline float emu_shfl_xor(unsigned, float v, int off) {
     auto& w = *emu::warps[emu::my_warp];
     std::memcpy(&w.slots[emu::my_lane], &v, 4);
     w.bar->arrive_and_wait();
-    float r; std::memcpy(&r, &w.slots[emu::my_lane ^ off], 4);
+    float r;
+    std::memcpy(&r, &w.slots[emu::my_lane ^ off], 4);
     w.bar->arrive_and_wait();
     return r;
 }

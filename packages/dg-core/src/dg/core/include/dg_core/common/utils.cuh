@@ -67,10 +67,10 @@ DG_DEVICE bool elect_one_sync() {
 
 // Device-side precondition: traps (sticky CUDA error) instead of continuing with a wrong answer.
 // Use only for conditions the host has already validated; it is a last line of defence.
-#define DG_DEVICE_ASSERT(cond)                                                                  \
-    do {                                                                                        \
-        if (!(cond)) {                                                                          \
-            printf("dg device assertion failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__);      \
-            asm volatile("trap;");                                                              \
-        }                                                                                       \
+#define DG_DEVICE_ASSERT(cond)                                                             \
+    do {                                                                                   \
+        if (!(cond)) {                                                                     \
+            printf("dg device assertion failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+            asm volatile("trap;");                                                         \
+        }                                                                                  \
     } while (0)

@@ -67,8 +67,7 @@ DG_DEVICE void write_accum_to_smem(void* smem_tile, const float* accum, unsigned
 struct HeadSplit {
     unsigned int left, mid, right;
     DG_DEVICE unsigned int map(unsigned int col) const {
-        if (mid == 0)
-            return col;
+        if (mid == 0) return col;
         return col + ((col + right) / (left + right)) * mid;
     }
 };
@@ -81,13 +80,11 @@ DG_DEVICE void store_smem_tile(const TensorMap* tmap_d, const void* smem_tile, u
                                unsigned int rows_valid, unsigned int n_col0, unsigned int n, HeadSplit heads) {
     using L = SmemTileLayout<T, kChunkN>;
     constexpr unsigned int kChunkBytes = BLOCK_M * L::kRowBytes;
-    if (wg * 64 >= rows_valid)
-        return;
+    if (wg * 64 >= rows_valid) return;
 #pragma unroll
     for (unsigned int c = 0; c < BLOCK_N / kChunkN; ++c) {
         const unsigned int col = n_col0 + c * kChunkN;
-        if (col >= n)
-            break;
+        if (col >= n) break;
         const void* src = static_cast<const char*>(smem_tile) + c * kChunkBytes + wg * 64 * L::kRowBytes;
         if constexpr (kReduceAdd)
             ptx::tma_reduce_add_2d(tmap_d, src, static_cast<int>(heads.map(col)), static_cast<int>(d_row + wg * 64));

@@ -73,8 +73,8 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    unsigned char* smem = reinterpret_cast<unsigned char*>(
-        (reinterpret_cast<unsigned long long>(smem_raw) + 1023) & ~static_cast<unsigned long long>(1023));
+    unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(smem_raw) + 1023) &
+                                                           ~static_cast<unsigned long long>(1023));
     unsigned char* smem_d = smem;
     auto smem_a = [&](unsigned int s) { return smem + Cfg::kOffA + s * Cfg::kTileABytes; };
     auto smem_b = [&](unsigned int s) { return smem + Cfg::kOffB + s * Cfg::kTileBBytes; };
@@ -110,8 +110,7 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
     sched::Tile tile;
     if (is_producer_wg) {
         // Role: TMA producer.
-        if constexpr (Cfg::kNumMathWG > 1)
-            ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
+        if constexpr (Cfg::kNumMathWG > 1) ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
         if (warp_in_wg == 0 && lane == 0) {
             const unsigned int rank = kClusterM > 1 ? ptx::cluster_ctarank() : 0;
             unsigned int stage = 0, phase = 0;
@@ -119,8 +118,8 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
                 for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
                     ptx::mbarrier_wait(&empty_bar[stage], phase ^ 1);
                     unsigned long long* bar = &full_bar[stage];
-                    ptx::mbarrier_arrive_expect_tx(bar, Cfg::kTileABytes + Cfg::kTileBBytes + Cfg::kSfaBytes +
-                                                            Cfg::kSfbTxBytes);
+                    ptx::mbarrier_arrive_expect_tx(
+                        bar, Cfg::kTileABytes + Cfg::kTileBBytes + Cfg::kSfaBytes + Cfg::kSfbTxBytes);
                     const int k0 = static_cast<int>(kb * mma::kBlockK);
                     ptx::tma_load_2d(smem_a(stage), &tmap_a, bar, k0, static_cast<int>(tile.a_row));
                     if constexpr (kClusterM == 1) {
@@ -130,25 +129,24 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
                         ptx::tma_load_2d_multicast(smem_b(stage) + rank * kHalf * mma::kTileRowBytes, &tmap_b, bar, k0,
                                                    static_cast<int>(tile.b_row + rank * kHalf), 0x3);
                     }
-                    ptx::tma_load_2d(smem_sfa(stage), &tmap_sfa, bar, static_cast<int>(tile.a_row), static_cast<int>(kb));
-                    ptx::tma_load_2d(smem_sfb(stage), &tmap_sfb, bar, static_cast<int>(tile.b_row), static_cast<int>(kb));
-                    if (++stage == kNumStages)
-                        stage = 0, phase ^= 1;
+                    ptx::tma_load_2d(smem_sfa(stage), &tmap_sfa, bar, static_cast<int>(tile.a_row),
+                                     static_cast<int>(kb));
+                    ptx::tma_load_2d(smem_sfb(stage), &tmap_sfb, bar, static_cast<int>(tile.b_row),
+                                     static_cast<int>(kb));
+                    if (++stage == kNumStages) stage = 0, phase ^= 1;
                 }
             }
         }
     } else {
         // Role: math warpgroup `wg`.
-        if constexpr (Cfg::kNumMathWG > 1)
-            ptx::setmaxnreg_inc<Cfg::kMathRegs>();
+        if constexpr (Cfg::kNumMathWG > 1) ptx::setmaxnreg_inc<Cfg::kMathRegs>();
         float accum[Mma::kNumAccum];
         float partial[Mma::kNumAccum];
         const unsigned int row_in_wg = warp_in_wg * 16 + lane / 4;
         unsigned int stage = 0, phase = 0;
         while (scheduler.next(tile)) {
 #pragma unroll
-            for (unsigned int i = 0; i < Mma::kNumAccum; ++i)
-                accum[i] = 0.0f;
+            for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
             for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
                 ptx::mbarrier_wait(&full_bar[stage], phase);
                 const float* sfa = smem_sfa(stage) + wg * 64 + row_in_wg;
@@ -168,14 +166,12 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
                         ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
                 }
                 mma::promote_1d1d<BLOCK_N>(accum, partial, sa0, sa1, sb);
-                if (++stage == kNumStages)
-                    stage = 0, phase ^= 1;
+                if (++stage == kNumStages) stage = 0, phase ^= 1;
             }
 
             // Step: epilogue, FP32 reduce-add of this warpgroup's 64 rows into D.
             const bool store_thread = warp_in_wg == 0 && lane == 0;
-            if (store_thread)
-                ptx::tma_store_wait_read<0>();
+            if (store_thread) ptx::tma_store_wait_read<0>();
             ptx::named_barrier_sync(1 + wg, 128);
             epilogue::write_accum_to_smem<float, BLOCK_M, BLOCK_N, kChunkN>(smem_d, accum, wg, warp_in_wg, lane);
             ptx::fence_proxy_async_smem();
@@ -185,8 +181,7 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
                     &tmap_d, smem_d, wg, tile.d_row, tile.rows_valid, tile.n_block * BLOCK_N, n,
                     epilogue::HeadSplit{0, 0, 0});
         }
-        if (warp_in_wg == 0 && lane == 0)
-            ptx::tma_store_wait<0>();
+        if (warp_in_wg == 0 && lane == 0) ptx::tma_store_wait<0>();
     }
 
     if constexpr (kClusterM > 1) {
@@ -197,7 +192,8 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
 
 template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
           unsigned int kChunkN, unsigned int kGroupM>
-__global__ void __launch_bounds__(Sm90Fp8Gemm1d1dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>::kNumThreads, 1)
+__global__ void __launch_bounds__(Sm90Fp8Gemm1d1dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>::kNumThreads,
+                                  1)
     sm90_fp8_gemm_1d1d_impl(const __grid_constant__ TensorMap tmap_a, const __grid_constant__ TensorMap tmap_b,
                             const __grid_constant__ TensorMap tmap_sfa, const __grid_constant__ TensorMap tmap_sfb,
                             const __grid_constant__ TensorMap tmap_d, unsigned int m, unsigned int n, unsigned int k,

@@ -73,9 +73,11 @@ struct Sm90Fp8Gemm1d2dConfig {
     static constexpr unsigned int kOffSfa = kOffB + kNumStages * kTileBBytes;
     static constexpr unsigned int kOffBar = align_up(kOffSfa + kNumStages * kSfaBytes, 8u);
     static constexpr unsigned int kOffFlags = kOffBar + kNumStages * 2 * 8;  // one word per math warpgroup
-    static constexpr unsigned int kSmemBytes = kOffFlags + 16 + 1024;       // + runtime alignment slack
+    static constexpr unsigned int kSmemBytes = kOffFlags + 16 + 1024;        // + runtime alignment slack
 
-    static constexpr unsigned int gcd128(unsigned int x) { return x % 128 == 0 ? 128 : (x % 64 == 0 ? 64 : (x % 32 == 0 ? 32 : (x % 16 == 0 ? 16 : 8))); }
+    static constexpr unsigned int gcd128(unsigned int x) {
+        return x % 128 == 0 ? 128 : (x % 64 == 0 ? 64 : (x % 32 == 0 ? 32 : (x % 16 == 0 ? 16 : 8)));
+    }
 
     static_assert(BLOCK_M == 64 || BLOCK_M == 128, "BLOCK_M must be 64 or 128 (one or two math warpgroups)");
     static_assert(BLOCK_N % 8 == 0 && BLOCK_N >= 8 && BLOCK_N <= 256, "BLOCK_N must be a multiple of 8 in [8, 256]");
@@ -99,8 +101,8 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     // NOTE: the dynamic window is only guaranteed 16-byte aligned; 128-byte swizzled tiles need 1024.
-    unsigned char* smem = reinterpret_cast<unsigned char*>(
-        (reinterpret_cast<unsigned long long>(smem_raw) + 1023) & ~static_cast<unsigned long long>(1023));
+    unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(smem_raw) + 1023) &
+                                                           ~static_cast<unsigned long long>(1023));
     unsigned char* smem_d = smem;
     auto smem_a = [&](unsigned int s) { return smem + Cfg::kOffA + s * Cfg::kTileABytes; };
     auto smem_b = [&](unsigned int s) { return smem + Cfg::kOffB + s * Cfg::kTileBBytes; };
@@ -137,8 +139,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
     sched::Tile tile;
     if (is_producer_wg) {
         // Role: TMA producer.
-        if constexpr (Cfg::kNumMathWG > 1)
-            ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
+        if constexpr (Cfg::kNumMathWG > 1) ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
         if (warp_in_wg == 0 && lane == 0) {
             const unsigned int rank = kClusterM > 1 ? ptx::cluster_ctarank() : 0;
             unsigned int stage = 0, phase = 0;
@@ -156,16 +157,15 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                         ptx::tma_load_2d_multicast(smem_b(stage) + rank * kHalf * mma::kTileRowBytes, &tmap_b, bar, k0,
                                                    static_cast<int>(tile.b_row + rank * kHalf), 0x3);
                     }
-                    ptx::tma_load_2d(smem_sfa(stage), &tmap_sfa, bar, static_cast<int>(tile.a_row), static_cast<int>(kb));
-                    if (++stage == kNumStages)
-                        stage = 0, phase ^= 1;
+                    ptx::tma_load_2d(smem_sfa(stage), &tmap_sfa, bar, static_cast<int>(tile.a_row),
+                                     static_cast<int>(kb));
+                    if (++stage == kNumStages) stage = 0, phase ^= 1;
                 }
             }
         }
     } else {
         // Role: math warpgroup `wg`.
-        if constexpr (Cfg::kNumMathWG > 1)
-            ptx::setmaxnreg_inc<Cfg::kMathRegs>();
+        if constexpr (Cfg::kNumMathWG > 1) ptx::setmaxnreg_inc<Cfg::kMathRegs>();
         float accum[Mma::kNumAccum];
         float partial[Mma::kNumAccum];
         const unsigned int row_in_wg = warp_in_wg * 16 + lane / 4;
@@ -179,12 +179,12 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             const unsigned int split_col = 128 - n_col0 % 128;
             const unsigned int split_group = split_col >= BLOCK_N ? BLOCK_N / 8 : split_col / 8;
             const float* sfb0 = sfb + static_cast<unsigned long long>(tile.sfb_row) * num_k_blocks;
-            const float* sfb1 = sfb + static_cast<unsigned long long>(min_of(tile.sfb_row + 1, num_sfb_rows - 1)) * num_k_blocks;
+            const float* sfb1 =
+                sfb + static_cast<unsigned long long>(min_of(tile.sfb_row + 1, num_sfb_rows - 1)) * num_k_blocks;
 
             // NOTE: zeroing once per tile lets the promotion be a single FMA per element.
 #pragma unroll
-            for (unsigned int i = 0; i < Mma::kNumAccum; ++i)
-                accum[i] = 0.0f;
+            for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
             // TODO: overlap the promotion of block kb with the wgmma of block kb+1 (ping-pong partial arrays
             // and a compile-time no-straddle promotion: tests/standalone/sm90_fp8_gemm_1d2d_pingpong.patch,
             // compiled without spills, not yet run on a GPU).
@@ -204,8 +204,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                         ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
                 }
                 mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
-                if (++stage == kNumStages)
-                    stage = 0, phase ^= 1;
+                if (++stage == kNumStages) stage = 0, phase ^= 1;
             }
 
             // Step: split-K fix-up. Every split stores its FP32 partial tile to the workspace, then counts
@@ -215,15 +214,18 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 const unsigned int tid = warp_in_wg * 32 + lane;
                 constexpr unsigned int kSlot = 64 * BLOCK_N;
                 auto slot = [&](unsigned int split) {
-                    return workspace + ((static_cast<unsigned long long>(tile.tile_id) * num_splits + split) *
-                                            Cfg::kNumMathWG + wg) * kSlot;
+                    return workspace +
+                           ((static_cast<unsigned long long>(tile.tile_id) * num_splits + split) * Cfg::kNumMathWG +
+                            wg) *
+                               kSlot;
                 };
                 // NOTE: element (q*128 + tid)*4 .. +3 holds accum[4q .. 4q+3] of thread tid: each warp-wide
                 // float4 access covers 512 contiguous bytes.
                 float4* mine = reinterpret_cast<float4*>(slot(tile.split));
 #pragma unroll
                 for (unsigned int q = 0; q < Mma::kNumAccum / 4; ++q)
-                    __stcg(mine + q * 128 + tid, make_float4(accum[4 * q], accum[4 * q + 1], accum[4 * q + 2], accum[4 * q + 3]));
+                    __stcg(mine + q * 128 + tid,
+                           make_float4(accum[4 * q], accum[4 * q + 1], accum[4 * q + 2], accum[4 * q + 3]));
                 __threadfence();
                 ptx::named_barrier_sync(1 + wg, 128);
                 unsigned int* flag = reinterpret_cast<unsigned int*>(smem + Cfg::kOffFlags) + wg;
@@ -231,17 +233,14 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     unsigned int* counter = counters + tile.tile_id * Cfg::kNumMathWG + wg;
                     const unsigned int arrived = atomicAdd(counter, 1u);
                     const bool last = arrived == num_splits - 1;
-                    if (last)
-                        atomicExch(counter, 0u);
+                    if (last) atomicExch(counter, 0u);
                     *flag = last ? 1u : 0u;
                 }
                 ptx::named_barrier_sync(1 + wg, 128);
-                if (*flag == 0)
-                    continue;
+                if (*flag == 0) continue;
                 __threadfence();
                 for (unsigned int other = 0; other < num_splits; ++other) {
-                    if (other == tile.split)
-                        continue;
+                    if (other == tile.split) continue;
                     const float4* theirs = reinterpret_cast<const float4*>(slot(other));
 #pragma unroll
                     for (unsigned int q = 0; q < Mma::kNumAccum / 4; ++q) {
@@ -253,18 +252,16 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 
             // Step: epilogue. Wait until this warpgroup's previous TMA store no longer reads the tile.
             const bool store_thread = warp_in_wg == 0 && lane == 0;
-            if (store_thread)
-                ptx::tma_store_wait_read<0>();
+            if (store_thread) ptx::tma_store_wait_read<0>();
             ptx::named_barrier_sync(1 + wg, 128);
             epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN>(smem_d, accum, wg, warp_in_wg, lane);
             ptx::fence_proxy_async_smem();
             ptx::named_barrier_sync(1 + wg, 128);
             if (store_thread)
                 epilogue::store_smem_tile<bf16, BLOCK_M, BLOCK_N, kChunkN, false>(&tmap_d, smem_d, wg, tile.d_row,
-                                                                                   tile.rows_valid, n_col0, n, heads);
+                                                                                  tile.rows_valid, n_col0, n, heads);
         }
-        if (warp_in_wg == 0 && lane == 0)
-            ptx::tma_store_wait<0>();
+        if (warp_in_wg == 0 && lane == 0) ptx::tma_store_wait<0>();
     }
 
     // NOTE: neither CTA of a cluster may exit while its peer can still multicast into its shared memory
@@ -278,12 +275,14 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 // The dense kernel: one persistent CTA per SM (or fewer), `kGroupM` M blocks per raster band.
 template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
           unsigned int kChunkN, unsigned int kGroupM>
-__global__ void __launch_bounds__(Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>::kNumThreads, 1)
+__global__ void __launch_bounds__(Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>::kNumThreads,
+                                  1)
     sm90_fp8_gemm_1d2d_impl(const __grid_constant__ TensorMap tmap_a, const __grid_constant__ TensorMap tmap_b,
                             const __grid_constant__ TensorMap tmap_sfa, const __grid_constant__ TensorMap tmap_d,
                             const float* __restrict__ sfb, unsigned int m, unsigned int n, unsigned int k,
                             unsigned int head_left, unsigned int head_mid, unsigned int head_right,
-                            unsigned int num_splits, float* __restrict__ workspace, unsigned int* __restrict__ counters) {
+                            unsigned int num_splits, float* __restrict__ workspace,
+                            unsigned int* __restrict__ counters) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
     using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM>;
     sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, Sched>(

@@ -11,9 +11,9 @@
 
 namespace dg::mma {
 
-constexpr unsigned int kBlockK = 128;          // K elements per scale block and per pipeline stage
-constexpr unsigned int kWgmmaK = 32;           // K of one FP8 wgmma
-constexpr unsigned int kTileRowBytes = kBlockK; // one FP8 K-major row of a stage tile = one 128-byte swizzle atom
+constexpr unsigned int kBlockK = 128;            // K elements per scale block and per pipeline stage
+constexpr unsigned int kWgmmaK = 32;             // K of one FP8 wgmma
+constexpr unsigned int kTileRowBytes = kBlockK;  // one FP8 K-major row of a stage tile = one 128-byte swizzle atom
 
 // Issues the four wgmma of one K block and waits for them. `smem_a` holds 64 rows x 128 bytes (this
 // warpgroup's rows), `smem_b` BLOCK_N rows x 128 bytes, both 128-byte swizzled and 1024-byte aligned.
@@ -55,8 +55,8 @@ DG_DEVICE void kblock_mma_issue(const void* smem_a, const void* smem_b, float* p
 // The caller zeroes `accum` at the start of a tile.
 // kMayStraddle == false (BLOCK_N divides 128): every column takes col_scale0 and `split_group` is ignored.
 template <unsigned int BLOCK_N, bool kMayStraddle = true>
-DG_DEVICE void promote_1d2d(float* accum, const float* partial, float row_scale0, float row_scale1,
-                            float col_scale0, float col_scale1, unsigned int split_group) {
+DG_DEVICE void promote_1d2d(float* accum, const float* partial, float row_scale0, float row_scale1, float col_scale0,
+                            float col_scale1, unsigned int split_group) {
     const float s00 = row_scale0 * col_scale0, s10 = row_scale1 * col_scale0;
     const float s01 = row_scale0 * col_scale1, s11 = row_scale1 * col_scale1;
 #pragma unroll

@@ -41,8 +41,7 @@ DG_DEVICE void mbarrier_arrive_cluster(unsigned long long* bar, unsigned int cta
 
 // Arrive once and add `bytes` to the transaction count the current phase waits for.
 DG_DEVICE void mbarrier_arrive_expect_tx(unsigned long long* bar, unsigned int bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes)
-                 : "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
 }
 
 DG_DEVICE bool mbarrier_try_wait(unsigned long long* bar, unsigned int parity) {

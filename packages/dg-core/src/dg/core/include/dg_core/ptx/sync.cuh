@@ -37,8 +37,10 @@ DG_DEVICE unsigned int cluster_nctarank() {
 
 // Full cluster barrier: every thread of every CTA in the cluster arrives and waits.
 DG_DEVICE void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\n"
-                 "barrier.cluster.wait.acquire.aligned;" ::: "memory");
+    asm volatile(
+        "barrier.cluster.arrive.release.aligned;\n"
+        "barrier.cluster.wait.acquire.aligned;" ::
+            : "memory");
 }
 
 // Register reallocation between warpgroups. Requires a register cap at entry (__launch_bounds__(T, 1)).

@@ -16,16 +16,16 @@ DG_DEVICE void tma_prefetch_descriptor(const TensorMap* desc) {
 
 DG_DEVICE void tma_load_2d(void* smem_dst, const TensorMap* desc, unsigned long long* bar, int c0, int c1) {
     asm volatile(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];" ::
-            "r"(smem_addr(smem_dst)),
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], "
+        "[%2];" ::"r"(smem_addr(smem_dst)),
         "l"(reinterpret_cast<unsigned long long>(desc)), "r"(smem_addr(bar)), "r"(c0), "r"(c1)
         : "memory");
 }
 
 DG_DEVICE void tma_load_3d(void* smem_dst, const TensorMap* desc, unsigned long long* bar, int c0, int c1, int c2) {
     asm volatile(
-        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], [%2];" ::
-            "r"(smem_addr(smem_dst)),
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], "
+        "[%2];" ::"r"(smem_addr(smem_dst)),
         "l"(reinterpret_cast<unsigned long long>(desc)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2)
         : "memory");
 }

@@ -58,8 +58,7 @@ DG_DEVICE void accum_fence(float& r) {
 template <unsigned int kCount>
 DG_DEVICE void accum_fence_array(float* r) {
 #pragma unroll
-    for (unsigned int i = 0; i < kCount; ++i)
-        accum_fence(r[i]);
+    for (unsigned int i = 0; i < kCount; ++i) accum_fence(r[i]);
 }
 
 }  // namespace dg::ptx

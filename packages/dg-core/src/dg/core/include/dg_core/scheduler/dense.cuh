@@ -42,8 +42,7 @@ struct DenseScheduler {
 
     DG_DEVICE bool next(Tile& t) {
         const unsigned int unit = next_unit;
-        if (unit >= num_units)
-            return false;
+        if (unit >= num_units) return false;
         next_unit += gridDim.x;
 
         // NOTE: the split index varies fastest so the splits of one tile run at the same time (the

@@ -13,17 +13,17 @@
 namespace dg::sched {
 
 struct Tile {
-    unsigned int m_block;    // tile index along M inside its group (rows m_block * BLOCK_M ...)
-    unsigned int n_block;    // tile index along N inside its group
-    unsigned int kb_begin;   // first 128-wide K block of this work unit
-    unsigned int kb_end;     // one past the last K block
-    unsigned int a_row;      // first row of this tile in A's TMA map (includes any group offset)
-    unsigned int b_row;      // first row of this tile in B's TMA map
-    unsigned int d_row;      // first row of this tile in D's TMA map
-    unsigned int sfb_row;    // row of the scale-factor tensor of B (1D2D: 128-row block of the group)
-    unsigned int rows_valid; // rows of this tile that lie inside the problem (<= BLOCK_M)
-    unsigned int tile_id;    // output tile index (same for all K splits of a tile)
-    unsigned int split;      // K split index, 0 when the tile is not split
+    unsigned int m_block;     // tile index along M inside its group (rows m_block * BLOCK_M ...)
+    unsigned int n_block;     // tile index along N inside its group
+    unsigned int kb_begin;    // first 128-wide K block of this work unit
+    unsigned int kb_end;      // one past the last K block
+    unsigned int a_row;       // first row of this tile in A's TMA map (includes any group offset)
+    unsigned int b_row;       // first row of this tile in B's TMA map
+    unsigned int d_row;       // first row of this tile in D's TMA map
+    unsigned int sfb_row;     // row of the scale-factor tensor of B (1D2D: 128-row block of the group)
+    unsigned int rows_valid;  // rows of this tile that lie inside the problem (<= BLOCK_M)
+    unsigned int tile_id;     // output tile index (same for all K splits of a tile)
+    unsigned int split;       // K split index, 0 when the tile is not split
 };
 
 }  // namespace dg::sched

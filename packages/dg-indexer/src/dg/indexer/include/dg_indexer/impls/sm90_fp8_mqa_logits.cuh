@@ -3,8 +3,8 @@
 // Computes, for every query i and key j with ks[i] <= j < ke[i]:
 //     out[i, j] = k_scale[j] * sum_h w[i, h] * max(0, <q[i, h, :], k[j, :]>)
 // q FP8 e4m3 [S, H, D] (no scale), k FP8 e4m3 [S_kv, D] with an FP32 scale per key (s_map: a [1, S_kv] map),
-// w FP32 [S, H], FP32 out with row pitch `out_stride` elements. With `clean` set, every other position of the S x S_kv output is -inf,
-// written by the same CTA (no separate pass, no extra read of the output).
+// w FP32 [S, H], FP32 out with row pitch `out_stride` elements. With `clean` set, every other position of the S x S_kv
+// output is -inf, written by the same CTA (no separate pass, no extra read of the output).
 //
 // Work: a query group is kNumQ = kQRows / H consecutive queries (kQRows = 128 or 256 Q rows, one wgmma N).
 // Persistent CTAs take groups
@@ -42,14 +42,12 @@ struct GroupRange {
     unsigned int lo[kNumQ], hi[kNumQ];  // per query; empty ([0, 0)) for queries past S
     unsigned int first_key, num_tiles;
 
-    DG_DEVICE GroupRange(const int* ks, const int* ke, unsigned int q0, unsigned int seq_len,
-                         unsigned int seq_len_kv) {
+    DG_DEVICE GroupRange(const int* ks, const int* ke, unsigned int q0, unsigned int seq_len, unsigned int seq_len_kv) {
         unsigned int u_lo = seq_len_kv, u_hi = 0;
 #pragma unroll
         for (unsigned int q = 0; q < kNumQ; ++q) {
             lo[q] = hi[q] = 0;
-            if (q0 + q < seq_len)
-                clamped_range(ks, ke, q0 + q, seq_len_kv, lo[q], hi[q]);
+            if (q0 + q < seq_len) clamped_range(ks, ke, q0 + q, seq_len_kv, lo[q], hi[q]);
             if (hi[q] > lo[q]) {
                 u_lo = min_of(u_lo, lo[q]);
                 u_hi = max_of(u_hi, hi[q]);
@@ -93,8 +91,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     if (role == kTmaWarpgroup) {
         // Step: producer. One elected lane of the first warp issues every load; the other warps retire.
         ptx::setmaxnreg_dec<kTmaRegisters>();
-        if (warp_idx_sync() != 0 || !elect_one_sync())
-            return;
+        if (warp_idx_sync() != 0 || !elect_one_sync()) return;
         unsigned int tile = 0, iter = 0;
         for (unsigned int g = blockIdx.x; g < num_groups; g += gridDim.x, ++iter) {
             const unsigned int q0 = g * kNumQ;
@@ -111,8 +108,8 @@ __global__ void __launch_bounds__(kNumThreads, 1)
                 const int key = static_cast<int>(range.first_key + t * kBlockKV);
                 ptx::mbarrier_wait(bars.k_empty + stage, phase ^ 1);
                 ptx::mbarrier_arrive_expect_tx(bars.k_full + stage, Layout::kStageTxBytes);
-                ptx::tma_load_2d(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &k_map, bars.k_full + stage,
-                                 0, key);
+                ptx::tma_load_2d(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &k_map, bars.k_full + stage, 0,
+                                 key);
                 ptx::tma_load_2d(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes, &s_map,
                                  bars.k_full + stage, key, 0);
             }
@@ -139,8 +136,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         ptx::mbarrier_wait(bars.q_full + slot, parity);
 
         for (unsigned int t = 0; t < range.num_tiles; ++t, ++tile) {
-            if (tile % kNumMathWarpgroups != math_idx)
-                continue;
+            if (tile % kNumMathWarpgroups != math_idx) continue;
             const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
             const unsigned int key0 = range.first_key + t * kBlockKV + row0;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
@@ -157,8 +153,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
 #pragma unroll
                 for (unsigned int half = 0; half < 2; ++half) {
                     const unsigned int key = key0 + 8 * half;
-                    if (!is_store_lane(q, half) || q0 + q >= seq_len || key >= seq_len_kv)
-                        continue;
+                    if (!is_store_lane(q, half) || q0 + q >= seq_len || key >= seq_len_kv) continue;
                     const bool valid = key >= range.lo[q] && key < range.hi[q];
                     if (valid || clean)
                         out[(q0 + q) * out_stride + key] = valid ? sums[q][half] * (half ? scale1 : scale0) : ninf;
@@ -172,8 +167,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
             const unsigned int tiles_hi = min_of(range.first_key + range.num_tiles * kBlockKV, seq_len_kv);
 #pragma unroll
             for (unsigned int q = 0; q < kNumQ; ++q) {
-                if (q0 + q >= seq_len)
-                    continue;
+                if (q0 + q >= seq_len) continue;
                 float* row = out + (q0 + q) * out_stride;
                 fill_row(row, 0, range.num_tiles ? tiles_lo : 0, ninf, math_tid, kNumMathThreads);
                 fill_row(row, range.num_tiles ? tiles_hi : 0, seq_len_kv, ninf, math_tid, kNumMathThreads);

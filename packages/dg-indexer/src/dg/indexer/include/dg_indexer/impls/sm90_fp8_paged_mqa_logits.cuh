@@ -38,19 +38,18 @@ struct PagedParams {
     // Context length of sequence b clamped to what the output and the block table can hold.
     DG_DEVICE unsigned int clamped_len(unsigned int b) const {
         const int raw = __ldg(context_lens + b);
-        const unsigned long long cap =
-            min_of(static_cast<unsigned long long>(max_context_len),
-                   static_cast<unsigned long long>(table_width) * kBlockKV);
+        const unsigned long long cap = min_of(static_cast<unsigned long long>(max_context_len),
+                                              static_cast<unsigned long long>(table_width) * kBlockKV);
         return raw <= 0 ? 0u : static_cast<unsigned int>(min_of(static_cast<unsigned long long>(raw), cap));
     }
 };
 
 struct PagedSegment {
-    unsigned int b;          // sequence
-    unsigned int blk_lo;     // first block (table column) of the segment
-    unsigned int blk_hi;     // one past its last block
-    unsigned int len;        // clamped context length of the sequence
-    bool owns_tail;          // this segment holds the sequence's last block: write the row tails
+    unsigned int b;       // sequence
+    unsigned int blk_lo;  // first block (table column) of the segment
+    unsigned int blk_hi;  // one past its last block
+    unsigned int len;     // clamped context length of the sequence
+    bool owns_tail;       // this segment holds the sequence's last block: write the row tails
 };
 
 // Walks this CTA's (batch, split) items in order, one segment per batch. Every role builds its own walker, so
@@ -106,12 +105,11 @@ template <unsigned int kNextN, unsigned int kNumHeads, unsigned int kHeadDim, un
 __global__ void __launch_bounds__(kNumThreads, 1)
     sm90_fp8_paged_mqa_logits_impl(const __grid_constant__ TensorMap q_map, const __grid_constant__ TensorMap kv_map,
                                    const __grid_constant__ TensorMap w_map, const __grid_constant__ TensorMap s_map,
-                                   unsigned int num_blocks,
-                                   const int* __restrict__ context_lens, const int* __restrict__ block_table,
-                                   unsigned long long table_stride, unsigned int table_width,
-                                   const int* __restrict__ schedule_meta, float* __restrict__ out,
-                                   unsigned long long out_stride, unsigned int batch, unsigned int max_context_len,
-                                   unsigned int clean) {
+                                   unsigned int num_blocks, const int* __restrict__ context_lens,
+                                   const int* __restrict__ block_table, unsigned long long table_stride,
+                                   unsigned int table_width, const int* __restrict__ schedule_meta,
+                                   float* __restrict__ out, unsigned long long out_stride, unsigned int batch,
+                                   unsigned int max_context_len, unsigned int clean) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
     static_assert(kNextN == 1 || kNextN == 2, "next_n must be 1 or 2");
     using Layout = MqaLayout<kNextN, kNumHeads, kHeadDim, kNumStages>;
@@ -137,8 +135,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         // table read is one coalesced load per 32 tiles instead of a dependent load per tile. Lane 0 issues
         // every TMA load; the other warps retire.
         ptx::setmaxnreg_dec<kTmaRegisters>();
-        if (warp_idx_sync() != 0)
-            return;
+        if (warp_idx_sync() != 0) return;
         const unsigned int lane = lane_idx();
         int* stage_ok = reinterpret_cast<int*>(smem + Layout::kFlagOffset);
         PagedWalker walker(schedule_meta, batch);
@@ -206,8 +203,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         ptx::mbarrier_wait(bars.q_full + slot, parity);
 
         for (unsigned int blk = seg.blk_lo; blk < seg.blk_hi; ++blk, ++tile) {
-            if (tile % kNumMathWarpgroups != math_idx)
-                continue;
+            if (tile % kNumMathWarpgroups != math_idx) continue;
             const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
             // A stage loaded for an invalid block id holds block 0: its tokens get NaN through the scale.
@@ -227,8 +223,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
 #pragma unroll
                 for (unsigned int half = 0; half < 2; ++half) {
                     const unsigned int j = blk * kBlockKV + row0 + 8 * half;
-                    if (!is_store_lane(r, half) || j >= max_context_len)
-                        continue;
+                    if (!is_store_lane(r, half) || j >= max_context_len) continue;
                     const bool scored = static_cast<long long>(j) <= last;
                     if (scored)
                         row[j] = j < seg.len ? sums[r][half] * (half ? scale1 : scale0) : nan;
@@ -252,8 +247,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
 
     // Step: sequences without any block (clamped length 0) belong to no segment; CTA b % gridDim.x writes them.
     for (unsigned int b = blockIdx.x; b < batch; b += gridDim.x) {
-        if (params.clamped_len(b) != 0)
-            continue;
+        if (params.clamped_len(b) != 0) continue;
         const long long raw_len = __ldg(context_lens + b);
 #pragma unroll
         for (unsigned int r = 0; r < kNextN; ++r)

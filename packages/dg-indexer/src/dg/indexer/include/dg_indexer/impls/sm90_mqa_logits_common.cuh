@@ -46,8 +46,8 @@
 namespace dg::indexer {
 
 constexpr unsigned int kNumThreads = 384;
-constexpr unsigned int kBlockKV = 64;   // keys per tile: the M of one wgmma
-constexpr unsigned int kWgmmaK = 32;    // K of one FP8 wgmma
+constexpr unsigned int kBlockKV = 64;  // keys per tile: the M of one wgmma
+constexpr unsigned int kWgmmaK = 32;   // K of one FP8 wgmma
 constexpr unsigned int kTmaWarpgroup = 0;
 constexpr unsigned int kMathWarpgroup0 = 1;
 constexpr unsigned int kMathWarpgroup1 = 2;
@@ -104,8 +104,7 @@ DG_DEVICE unsigned int dynamic_smem_size() {
 // Last line of defence for launch contracts the host already guarantees. NOTE: a plain trap rather than
 // DG_DEVICE_ASSERT: its printf is a function call, which makes ptxas serialise every wgmma of the kernel.
 DG_DEVICE void trap_unless(bool ok) {
-    if (!ok)
-        asm volatile("trap;");
+    if (!ok) asm volatile("trap;");
 }
 
 // Barriers of one CTA, carved out of the barrier region of the map above.
@@ -117,8 +116,7 @@ struct MqaBarriers {
     unsigned long long* q_empty;
 
     DG_DEVICE explicit MqaBarriers(unsigned long long* base)
-        : k_full(base), k_empty(base + kNumStages), q_full(base + 2 * kNumStages),
-          q_empty(base + 2 * kNumStages + 2) {}
+        : k_full(base), k_empty(base + kNumStages), q_full(base + 2 * kNumStages), q_empty(base + 2 * kNumStages + 2) {}
 
     // Called by one thread before the role split, followed by a CTA barrier.
     DG_DEVICE void init() const {
@@ -210,8 +208,7 @@ DG_DEVICE float quiet_nan() {
 // Fills out[col] = value for col in [begin, end) with the threads [tid, stride) of the caller's group.
 DG_DEVICE void fill_row(float* row, unsigned int begin, unsigned int end, float value, unsigned int tid,
                         unsigned int stride) {
-    for (unsigned int c = begin + tid; c < end; c += stride)
-        row[c] = value;
+    for (unsigned int c = begin + tid; c < end; c += stride) row[c] = value;
 }
 
 }  // namespace dg::indexer

@@ -33,35 +33,30 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     const unsigned int safe_split = max_of(split, 1u);
     auto segs = [&](unsigned int b) -> unsigned long long {
         const int len = __ldg(context_lens + b);
-        return len <= 0 ? 0ull : ceil_div(static_cast<unsigned long long>(len), static_cast<unsigned long long>(safe_split));
+        return len <= 0 ? 0ull
+                        : ceil_div(static_cast<unsigned long long>(len), static_cast<unsigned long long>(safe_split));
     };
 
     // Step: items of this thread's run, then an exclusive scan over the CTA.
     unsigned long long local = 0;
-    for (unsigned int b = b0; b < b1; ++b)
-        local += segs(b);
+    for (unsigned int b = b0; b < b1; ++b) local += segs(b);
     unsigned long long incl = local;
 #pragma unroll
     for (unsigned int d = 1; d < 32; d *= 2) {
         const unsigned long long v = __shfl_up_sync(0xffffffffu, incl, d);
-        if (lane >= d)
-            incl += v;
+        if (lane >= d) incl += v;
     }
-    if (lane == 31)
-        warp_totals[warp] = incl;
+    if (lane == 31) warp_totals[warp] = incl;
     __syncthreads();
     if (warp == 0) {
         unsigned long long w = lane < kNumWarps ? warp_totals[lane] : 0ull;
 #pragma unroll
         for (unsigned int d = 1; d < 32; d *= 2) {
             const unsigned long long v = __shfl_up_sync(0xffffffffu, w, d);
-            if (lane >= d)
-                w += v;
+            if (lane >= d) w += v;
         }
-        if (lane < kNumWarps)
-            warp_totals[lane] = w;  // inclusive over warps
-        if (lane == 31)
-            grand_total = w;
+        if (lane < kNumWarps) warp_totals[lane] = w;  // inclusive over warps
+        if (lane == 31) grand_total = w;
     }
     __syncthreads();
     const unsigned long long total = grand_total;
@@ -71,10 +66,8 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     auto start_of = [&](unsigned long long s) { return s * q + min_of(s, r); };
     // Smallest s with start_of(s) >= lo, for lo < total.
     auto first_row = [&](unsigned long long lo) -> unsigned long long {
-        if (q == 0)
-            return lo;
-        if (lo <= r * (q + 1))
-            return ceil_div(lo, q + 1);
+        if (q == 0) return lo;
+        if (lo <= r * (q + 1)) return ceil_div(lo, q + 1);
         return r + ceil_div(lo - r * (q + 1), q);
     };
 

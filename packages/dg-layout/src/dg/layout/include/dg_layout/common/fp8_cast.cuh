@@ -35,10 +35,8 @@ __device__ __forceinline__ float ceil_pow2(float x) {
     const unsigned int bits = __float_as_uint(x) & 0x7fffffffu;
     const unsigned int exponent = bits >> 23;
     const unsigned int mantissa = bits & 0x7fffffu;
-    if (exponent == 0xffu)
-        return __uint_as_float(bits);  // inf or NaN unchanged
-    if (mantissa == 0u)
-        return __uint_as_float(bits);  // 0 or an exact power of two
+    if (exponent == 0xffu) return __uint_as_float(bits);  // inf or NaN unchanged
+    if (mantissa == 0u) return __uint_as_float(bits);     // 0 or an exact power of two
     if (exponent == 0u) {
         // Subnormal m * 2^-149: the next power of two of the integer m has the same bit pattern as the
         // answer (1 << 23 is the smallest normal 2^-126, as wanted).
@@ -83,8 +81,7 @@ __device__ __forceinline__ void load_raw_chunk(const T* src, long long n_valid, 
     } else if constexpr (sizeof(T) == 4) {
         const unsigned int* bits = reinterpret_cast<const unsigned int*>(src);
 #pragma unroll
-        for (int i = 0; i < kChunk; ++i)
-            raw.w[i] = i < n_valid ? __ldg(bits + i) : 0u;
+        for (int i = 0; i < kChunk; ++i) raw.w[i] = i < n_valid ? __ldg(bits + i) : 0u;
     } else {
         const unsigned short* bits = reinterpret_cast<const unsigned short*>(src);
 #pragma unroll
@@ -101,8 +98,7 @@ __device__ __forceinline__ void load_chunk(const T* src, long long n_valid, bool
     RawChunk<T> raw;
     load_raw_chunk(src, n_valid, vec_ok, raw);
 #pragma unroll
-    for (int i = 0; i < kChunk; ++i)
-        v[i] = raw.get(i);
+    for (int i = 0; i < kChunk; ++i) v[i] = raw.get(i);
 }
 
 // Quantise v * inv to e4m3 and store `n_valid` (<= kChunk) bytes at `dst`; `vec_ok` promises 16-byte alignment.
@@ -125,16 +121,14 @@ __device__ __forceinline__ void store_chunk_fp8(unsigned char* dst, long long n_
     } else {
 #pragma unroll
         for (int i = 0; i < kChunk; ++i)
-            if (i < n_valid)
-                dst[i] = static_cast<unsigned char>((pairs[i / 2] >> (8 * (i % 2))) & 0xffu);
+            if (i < n_valid) dst[i] = static_cast<unsigned char>((pairs[i / 2] >> (8 * (i % 2))) & 0xffu);
     }
 }
 
 __device__ __forceinline__ float chunk_abs_max(const float (&v)[kChunk]) {
     float m = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kChunk; ++i)
-        m = max_nan(m, fabsf(v[i]));
+    for (int i = 0; i < kChunk; ++i) m = max_nan(m, fabsf(v[i]));
     return m;
 }
 
@@ -142,8 +136,7 @@ template <typename T>
 __device__ __forceinline__ float raw_chunk_abs_max(const RawChunk<T>& raw) {
     float m = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kChunk; ++i)
-        m = max_nan(m, fabsf(raw.get(i)));
+    for (int i = 0; i < kChunk; ++i) m = max_nan(m, fabsf(raw.get(i)));
     return m;
 }
 

@@ -29,16 +29,14 @@ __device__ __forceinline__ void for_each_tile_element(const float* in, long long
         for (int j = ty; j < kTileS; j += kTileRowsPerStep)
             for (int i = tx; i < kTileMn; i += kTileLanes) {
                 const long long r = mn0 + i, c = s0 + j;
-                if (r < mn && c < s)
-                    fn(i, j, __ldg(base + r * smn + c * ss));
+                if (r < mn && c < s) fn(i, j, __ldg(base + r * smn + c * ss));
             }
     } else {
         // K-major (or broadcast) input: lanes walk S.
         for (int i = ty; i < kTileMn; i += kTileRowsPerStep)
             for (int j = tx; j < kTileS; j += kTileLanes) {
                 const long long r = mn0 + i, c = s0 + j;
-                if (r < mn && c < s)
-                    fn(i, j, __ldg(base + (r / row_div) * smn + c * ss));
+                if (r < mn && c < s) fn(i, j, __ldg(base + (r / row_div) * smn + c * ss));
             }
     }
 }

@@ -18,10 +18,10 @@
 namespace dg::layout {
 
 template <typename T>
-__global__ void __launch_bounds__(kTileThreads) per_block_cast_fp8_impl(
-    const T* __restrict__ x, unsigned char* __restrict__ out, float* __restrict__ sf,
-    long long m, long long n, long long x_row_stride, long long out_row_stride,
-    unsigned int use_ue8m0, unsigned int vec_ok) {
+__global__ void __launch_bounds__(kTileThreads)
+    per_block_cast_fp8_impl(const T* __restrict__ x, unsigned char* __restrict__ out, float* __restrict__ sf,
+                            long long m, long long n, long long x_row_stride, long long out_row_stride,
+                            unsigned int use_ue8m0, unsigned int vec_ok) {
     __shared__ float warp_amax[kTileWarps];
     const long long tiles_m = (m + kTile - 1) / kTile;
     const long long tiles_n = (n + kTile - 1) / kTile;
@@ -35,29 +35,23 @@ __global__ void __launch_bounds__(kTileThreads) per_block_cast_fp8_impl(
         // Step 1: block amax.
         float amax = 0.0f;
 #pragma unroll
-        for (int p = 0; p < kRowPasses; ++p)
-            amax = max_nan(amax, raw_chunk_abs_max(v[p]));
+        for (int p = 0; p < kRowPasses; ++p) amax = max_nan(amax, raw_chunk_abs_max(v[p]));
 #pragma unroll
-        for (int offset = 16; offset > 0; offset /= 2)
-            amax = max_nan(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
-        if (threadIdx.x % 32 == 0)
-            warp_amax[tile_warp] = amax;
+        for (int offset = 16; offset > 0; offset /= 2) amax = max_nan(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+        if (threadIdx.x % 32 == 0) warp_amax[tile_warp] = amax;
         __syncthreads();
 #pragma unroll
-        for (int w = 0; w < kTileWarps; ++w)
-            amax = max_nan(amax, warp_amax[w]);
+        for (int w = 0; w < kTileWarps; ++w) amax = max_nan(amax, warp_amax[w]);
         // NOTE: the second barrier keeps a fast warp's next tile from overwriting warp_amax under a slow reader.
         __syncthreads();
 
         // Step 2: one scale for the tile, written by thread 0.
         const float scale = fp8_scale(amax, use_ue8m0 != 0);
-        if (threadIdx.x == 0)
-            sf[tm * tiles_n + tn] = scale;
+        if (threadIdx.x == 0) sf[tm * tiles_n + tn] = scale;
         float inv[kChunk];
         const float r = __frcp_rn(scale);
 #pragma unroll
-        for (int i = 0; i < kChunk; ++i)
-            inv[i] = r;
+        for (int i = 0; i < kChunk; ++i) inv[i] = r;
         store_tile(out, m, n, out_row_stride, tm * kTile, tn * kTile, vec_ok != 0, v, inv);
     }
 }

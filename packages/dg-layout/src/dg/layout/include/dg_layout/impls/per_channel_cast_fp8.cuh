@@ -18,10 +18,10 @@
 namespace dg::layout {
 
 template <typename T>
-__global__ void __launch_bounds__(kTileThreads) per_channel_cast_fp8_impl(
-    const T* __restrict__ x, unsigned char* __restrict__ out, float* __restrict__ sf,
-    long long m, long long n, long long x_row_stride, long long out_row_stride,
-    unsigned int use_ue8m0, unsigned int vec_ok) {
+__global__ void __launch_bounds__(kTileThreads)
+    per_channel_cast_fp8_impl(const T* __restrict__ x, unsigned char* __restrict__ out, float* __restrict__ sf,
+                              long long m, long long n, long long x_row_stride, long long out_row_stride,
+                              unsigned int use_ue8m0, unsigned int vec_ok) {
     __shared__ float warp_col_amax[kTileWarps][kTile];
     __shared__ float col_scale[kTile];
     const long long tiles_m = (m + kTile - 1) / kTile;
@@ -40,16 +40,14 @@ __global__ void __launch_bounds__(kTileThreads) per_channel_cast_fp8_impl(
         for (int i = 0; i < kChunk; ++i) {
             cmax[i] = 0.0f;
 #pragma unroll
-            for (int p = 0; p < kRowPasses; ++p)
-                cmax[i] = max_nan(cmax[i], fabsf(v[p].get(i)));
+            for (int p = 0; p < kRowPasses; ++p) cmax[i] = max_nan(cmax[i], fabsf(v[p].get(i)));
 #pragma unroll
             for (int offset = kLanesPerRow; offset < 32; offset *= 2)
                 cmax[i] = max_nan(cmax[i], __shfl_xor_sync(0xffffffffu, cmax[i], offset));
         }
         if (threadIdx.x % 32 < kLanesPerRow) {
 #pragma unroll
-            for (int i = 0; i < kChunk; ++i)
-                warp_col_amax[tile_warp][lane_col + i] = cmax[i];
+            for (int i = 0; i < kChunk; ++i) warp_col_amax[tile_warp][lane_col + i] = cmax[i];
         }
         __syncthreads();
 
@@ -57,20 +55,17 @@ __global__ void __launch_bounds__(kTileThreads) per_channel_cast_fp8_impl(
         if (threadIdx.x < kTile) {
             float a = 0.0f;
 #pragma unroll
-            for (int w = 0; w < kTileWarps; ++w)
-                a = max_nan(a, warp_col_amax[w][threadIdx.x]);
+            for (int w = 0; w < kTileWarps; ++w) a = max_nan(a, warp_col_amax[w][threadIdx.x]);
             const float scale = fp8_scale(a, use_ue8m0 != 0);
             col_scale[threadIdx.x] = scale;
             const long long col = tn * kTile + threadIdx.x;
-            if (col < n)
-                sf[tm * n + col] = scale;
+            if (col < n) sf[tm * n + col] = scale;
         }
         __syncthreads();
 
         float inv[kChunk];
 #pragma unroll
-        for (int i = 0; i < kChunk; ++i)
-            inv[i] = __frcp_rn(col_scale[lane_col + i]);
+        for (int i = 0; i < kChunk; ++i) inv[i] = __frcp_rn(col_scale[lane_col + i]);
         // NOTE: no barrier needed here: the next tile writes col_scale only after its first barrier, which
         // every thread reaches after these reads, and warp_col_amax was last read before the second barrier.
         store_tile(out, m, n, out_row_stride, tm * kTile, tn * kTile, vec_ok != 0, v, inv);

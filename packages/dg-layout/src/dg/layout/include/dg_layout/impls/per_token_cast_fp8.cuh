@@ -21,10 +21,10 @@
 namespace dg::layout {
 
 template <typename T>
-__global__ void __launch_bounds__(256) per_token_cast_fp8_impl(
-    const T* __restrict__ x, unsigned char* __restrict__ out, float* __restrict__ sf,
-    long long m, long long k, long long x_row_stride, long long out_row_stride,
-    long long sf_stride_m, long long sf_stride_s, unsigned int use_ue8m0, unsigned int vec_ok) {
+__global__ void __launch_bounds__(256)
+    per_token_cast_fp8_impl(const T* __restrict__ x, unsigned char* __restrict__ out, float* __restrict__ sf,
+                            long long m, long long k, long long x_row_stride, long long out_row_stride,
+                            long long sf_stride_m, long long sf_stride_s, unsigned int use_ue8m0, unsigned int vec_ok) {
     constexpr int kCastWarps = 8;
     constexpr int kLanesPerGroup = 128 / kChunk;
     constexpr int kGroupsPerWarp = 32 / kLanesPerGroup;
@@ -58,10 +58,8 @@ __global__ void __launch_bounds__(256) per_token_cast_fp8_impl(
         // Step 3: scale, write the scale once per group, write the FP8 bytes.
         const float scale = fp8_scale(amax, use_ue8m0 != 0);
         const float inv = __frcp_rn(scale);
-        if (valid && lane % kLanesPerGroup == 0)
-            sf[row * sf_stride_m + s * sf_stride_s] = scale;
-        if (valid)
-            store_chunk_fp8(out + row * out_row_stride + col0, n_valid, vec_ok != 0, v, inv);
+        if (valid && lane % kLanesPerGroup == 0) sf[row * sf_stride_m + s * sf_stride_s] = scale;
+        if (valid) store_chunk_fp8(out + row * out_row_stride + col0, n_valid, vec_ok != 0, v, inv);
     }
 }
 

@@ -14,9 +14,9 @@
 
 namespace dg::layout {
 
-__global__ void __launch_bounds__(kSfTileThreads) sf_mn_major_fp32_impl(
-    const float* __restrict__ in, float* __restrict__ out, long long num_groups, long long mn, long long s,
-    long long sg, long long smn, long long ss, long long tma_mn) {
+__global__ void __launch_bounds__(kSfTileThreads)
+    sf_mn_major_fp32_impl(const float* __restrict__ in, float* __restrict__ out, long long num_groups, long long mn,
+                          long long s, long long sg, long long smn, long long ss, long long tma_mn) {
     constexpr int kTileMn = 32, kTileS = 32;
     __shared__ float tile[kTileS][kTileMn + 1];
     const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
@@ -30,8 +30,7 @@ __global__ void __launch_bounds__(kSfTileThreads) sf_mn_major_fp32_impl(
                 float* dst = out + g * s * tma_mn;
                 for (int j = ty; j < kTileS; j += kTileRowsPerStep) {
                     const long long r = mn0 + tx, c = s0 + j;
-                    if (r < mn && c < s)
-                        dst[c * tma_mn + r] = tile[j][tx];
+                    if (r < mn && c < s) dst[c * tma_mn + r] = tile[j][tx];
                 }
                 __syncthreads();
             }

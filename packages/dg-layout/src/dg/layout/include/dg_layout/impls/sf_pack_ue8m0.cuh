@@ -20,9 +20,9 @@
 
 namespace dg::layout {
 
-__global__ void __launch_bounds__(kSfTileThreads) sf_pack_ue8m0_impl(
-    const float* __restrict__ in, int* __restrict__ out, long long num_groups, long long mn, long long s,
-    long long sg, long long smn, long long ss, long long row_div, long long tma_mn) {
+__global__ void __launch_bounds__(kSfTileThreads)
+    sf_pack_ue8m0_impl(const float* __restrict__ in, int* __restrict__ out, long long num_groups, long long mn,
+                       long long s, long long sg, long long smn, long long ss, long long row_div, long long tma_mn) {
     constexpr int kTileMn = 32, kTilePacked = 32, kTileS = 4 * kTilePacked;
     constexpr int kRowBytes = kTileS + 4;
     static_assert(kRowBytes % 4 == 0 && (kRowBytes / 4) % 2 == 1, "odd word pitch avoids bank conflicts");
@@ -31,11 +31,11 @@ __global__ void __launch_bounds__(kSfTileThreads) sf_pack_ue8m0_impl(
     const long long packed = (s + 3) / 4;
 
     for (long long g = blockIdx.z; g < num_groups; g += gridDim.z)
-        for (long long p0 = static_cast<long long>(blockIdx.y) * kTilePacked; p0 < packed; p0 += gridDim.y * kTilePacked)
+        for (long long p0 = static_cast<long long>(blockIdx.y) * kTilePacked; p0 < packed;
+             p0 += gridDim.y * kTilePacked)
             for (long long mn0 = static_cast<long long>(blockIdx.x) * kTileMn; mn0 < mn; mn0 += gridDim.x * kTileMn) {
                 // Step 1: zero the tile (missing columns pack as byte 0), then fill the exponent bytes.
-                for (int i = ty; i < kTileMn; i += kTileRowsPerStep)
-                    reinterpret_cast<unsigned int*>(exps[i])[tx] = 0u;
+                for (int i = ty; i < kTileMn; i += kTileRowsPerStep) reinterpret_cast<unsigned int*>(exps[i])[tx] = 0u;
                 __syncthreads();
                 for_each_tile_element<kTileMn, kTileS>(
                     in, g, mn0, p0 * 4, mn, s, sg, smn, ss, row_div, [&](int i, int j, float v) {

@@ -20,14 +20,16 @@ constexpr int kPackThreads = 128;
 constexpr int kColsPerThread = 4;
 constexpr int kColsPerCta = kPackThreads * kColsPerThread;
 
-__device__ __forceinline__ unsigned int exponent_byte(float v) { return (__float_as_uint(v) >> 23) & 0xffu; }
+__device__ __forceinline__ unsigned int exponent_byte(float v) {
+    return (__float_as_uint(v) >> 23) & 0xffu;
+}
 
-__global__ void __launch_bounds__(kPackThreads) sf_pack_ue8m0_k_grouped_impl(
-    const float* __restrict__ sf, int* __restrict__ out, const int* __restrict__ ks, long long num_groups,
-    long long mn, long long rows_in, long long rows_out, unsigned int vec_ok) {
+__global__ void __launch_bounds__(kPackThreads)
+    sf_pack_ue8m0_k_grouped_impl(const float* __restrict__ sf, int* __restrict__ out, const int* __restrict__ ks,
+                                 long long num_groups, long long mn, long long rows_in, long long rows_out,
+                                 unsigned int vec_ok) {
     const long long col = static_cast<long long>(blockIdx.x) * kColsPerCta + threadIdx.x * kColsPerThread;
-    if (col >= mn)
-        return;
+    if (col >= mn) return;
     const bool vec = vec_ok != 0 && col + kColsPerThread <= mn;
 
     // Step 1: offsets of the first group this CTA handles; negative ks entries count as empty groups.
@@ -38,7 +40,7 @@ __global__ void __launch_bounds__(kPackThreads) sf_pack_ue8m0_k_grouped_impl(
         out_off += (n_h + 3) / 4;
     }
 
-    for (; g < num_groups; ) {
+    for (; g < num_groups;) {
         const long long n_g = ks[g] > 0 ? ks[g] / 128 : 0;
         // Step 2: pack this group's rows, four K-block rows per output row.
         for (long long r = 0; 4 * r < n_g && out_off + r < rows_out; ++r) {
@@ -46,8 +48,7 @@ __global__ void __launch_bounds__(kPackThreads) sf_pack_ue8m0_k_grouped_impl(
 #pragma unroll
             for (int q = 0; q < 4; ++q) {
                 const long long row = in_off + 4 * r + q;
-                if (4 * r + q >= n_g || row >= rows_in)
-                    continue;
+                if (4 * r + q >= n_g || row >= rows_in) continue;
                 const float* src = sf + row * mn + col;
                 float v[kColsPerThread];
                 if (vec) {
@@ -55,12 +56,10 @@ __global__ void __launch_bounds__(kPackThreads) sf_pack_ue8m0_k_grouped_impl(
                     v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
                 } else {
 #pragma unroll
-                    for (int c = 0; c < kColsPerThread; ++c)
-                        v[c] = col + c < mn ? __ldg(src + c) : 0.0f;
+                    for (int c = 0; c < kColsPerThread; ++c) v[c] = col + c < mn ? __ldg(src + c) : 0.0f;
                 }
 #pragma unroll
-                for (int c = 0; c < kColsPerThread; ++c)
-                    words[c] |= exponent_byte(v[c]) << (8 * q);
+                for (int c = 0; c < kColsPerThread; ++c) words[c] |= exponent_byte(v[c]) << (8 * q);
             }
             int* dst = out + (out_off + r) * mn + col;
             if (vec) {
@@ -69,8 +68,7 @@ __global__ void __launch_bounds__(kPackThreads) sf_pack_ue8m0_k_grouped_impl(
             } else {
 #pragma unroll
                 for (int c = 0; c < kColsPerThread; ++c)
-                    if (col + c < mn)
-                        dst[c] = static_cast<int>(words[c]);
+                    if (col + c < mn) dst[c] = static_cast<int>(words[c]);
             }
         }
 
