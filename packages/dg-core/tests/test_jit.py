@@ -233,3 +233,13 @@ def test_sm100a_target_compiles(cache):
     k100 = jit.compile("probe", "jit_probe/probe.cuh", "dg_test::probe_impl<4>", include_dirs=[str(DATA.parent)],
                        signature=("ptr", "ptr", "u32", "f32"), arch="sm_100a")
     assert k100.cubin[:4] == b"\x7fELF" and k100.cache_path != k90.cache_path
+
+
+@needs_nvcc
+def test_switching_compiler_in_process_is_honoured(cache, monkeypatch):
+    compile_probe(scale=11)
+    monkeypatch.setenv("DG_JIT_NVCC_COMPILER", "/nonexistent/bin/nvcc")
+    with pytest.raises(dg.core.CompileError, match="NVCC not found at '/nonexistent/bin/nvcc'"):
+        compile_probe(scale=11)
+    monkeypatch.delenv("DG_JIT_NVCC_COMPILER")
+    assert compile_probe(scale=11).cubin[:4] == b"\x7fELF"

@@ -205,14 +205,16 @@ inline void launch(Kernel& k, const LaunchConfig& cfg, void** params) {
 
 inline const Compiler& compiler() {
     static std::mutex mutex;
-    static std::unique_ptr<Compiler> nvcc, nvrtc;
+    static std::unique_ptr<Compiler> nvrtc;
+    static std::unordered_map<std::string, std::unique_ptr<Compiler>> nvcc;  // one per DG_JIT_NVCC_COMPILER value
     std::lock_guard lock(mutex);
     if (use_nvrtc()) {
         if (!nvrtc) nvrtc = std::make_unique<NvrtcCompiler>();
         return *nvrtc;
     }
-    if (!nvcc) nvcc = std::make_unique<NvccCompiler>();
-    return *nvcc;
+    std::unique_ptr<Compiler>& c = nvcc[nvcc_path()];
+    if (!c) c = std::make_unique<NvccCompiler>();
+    return *c;
 }
 
 class FileLock {
@@ -242,6 +244,10 @@ inline std::shared_ptr<Kernel> get_kernel(const KernelSpec& input) {
     std::string memo_key =
         fmt::format("{}\n{}\n{}\n{}\n{}\n{}", spec.name, spec.include, spec.instance, spec.arch, use_nvrtc(), root);
     for (auto& d : spec.include_dirs) memo_key += "\n" + d;
+    // Variables that change the compiler or its flags select another cache entry, so they key the memo too.
+    for (const char* var : {"DG_JIT_NVCC_COMPILER", "DG_JIT_PTXAS_VERBOSE", "DG_JIT_DEBUG", "DG_JIT_WITH_LINEINFO",
+                            "DG_JIT_CPP_STANDARD", "DG_JIT_HOST_COMPILER"})
+        memo_key += fmt::format("\n{}={}", var, env_str(var));
 
     static std::mutex memo_mutex;
     static std::unordered_map<std::string, std::shared_ptr<Kernel>> memo;
