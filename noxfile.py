@@ -76,6 +76,8 @@ def _has_gpu(session: nox.Session) -> tuple[int, int] | None:
 
 def _check_isolated_installs(session: nox.Session) -> None:
     """Each upper package installs alone on dg-core and imports; the others stay absent."""
+    # NOTE: a reused virtualenv may still hold them from an earlier run.
+    session.run("python", "-m", "pip", "uninstall", "-q", "-y", *UPPER, external=NO_VENV)
     for dist, module in UPPER.items():
         _install_dg(session, [dist])
         others = [m for m in UPPER.values() if m != module]

@@ -15,24 +15,6 @@ constexpr unsigned int kBlockK = 128;            // K elements per scale block a
 constexpr unsigned int kWgmmaK = 32;             // K of one FP8 wgmma
 constexpr unsigned int kTileRowBytes = kBlockK;  // one FP8 K-major row of a stage tile = one 128-byte swizzle atom
 
-// Issues the four wgmma of one K block and waits for them. `smem_a` holds 64 rows x 128 bytes (this
-// warpgroup's rows), `smem_b` BLOCK_N rows x 128 bytes, both 128-byte swizzled and 1024-byte aligned.
-template <unsigned int BLOCK_N>
-DG_DEVICE void kblock_mma(const void* smem_a, const void* smem_b, float* partial) {
-    using Mma = ptx::WgmmaFp8<BLOCK_N>;
-    const unsigned long long desc_a = ptx::make_smem_desc_kmajor(smem_a, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
-    const unsigned long long desc_b = ptx::make_smem_desc_kmajor(smem_b, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
-    ptx::accum_fence_array<Mma::kNumAccum>(partial);
-    ptx::wgmma_fence();
-#pragma unroll
-    for (unsigned int kk = 0; kk < kBlockK / kWgmmaK; ++kk)
-        Mma::mma(ptx::smem_desc_advance(desc_a, kk * kWgmmaK), ptx::smem_desc_advance(desc_b, kk * kWgmmaK), partial,
-                 kk > 0);
-    ptx::wgmma_commit_group();
-    ptx::wgmma_wait_group<0>();
-    ptx::accum_fence_array<Mma::kNumAccum>(partial);
-}
-
 // Issues the four wgmma of one K block into `partial` and commits them as one group, without waiting:
 // the caller waits (wgmma_wait_group) and fences `partial` before reading it.
 template <unsigned int BLOCK_N>
@@ -47,6 +29,15 @@ DG_DEVICE void kblock_mma_issue(const void* smem_a, const void* smem_b, float* p
         Mma::mma(ptx::smem_desc_advance(desc_a, kk * kWgmmaK), ptx::smem_desc_advance(desc_b, kk * kWgmmaK), partial,
                  kk > 0);
     ptx::wgmma_commit_group();
+}
+
+// Issues the four wgmma of one K block and waits for them. `smem_a` holds 64 rows x 128 bytes (this
+// warpgroup's rows), `smem_b` BLOCK_N rows x 128 bytes, both 128-byte swizzled and 1024-byte aligned.
+template <unsigned int BLOCK_N>
+DG_DEVICE void kblock_mma(const void* smem_a, const void* smem_b, float* partial) {
+    kblock_mma_issue<BLOCK_N>(smem_a, smem_b, partial);
+    ptx::wgmma_wait_group<0>();
+    ptx::accum_fence_array<ptx::WgmmaFp8<BLOCK_N>::kNumAccum>(partial);
 }
 
 // accum += partial * scale, where the scale of element j is
