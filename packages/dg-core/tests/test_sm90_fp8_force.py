@@ -53,14 +53,15 @@ def run(exe, force, m, n, k, kind=0):
 
 def test_unset_and_empty_keep_the_model(exe):
     base, _ = run(exe, None, 4096, 4096, 7168)
-    assert base[:4] == (128, 5, 2, 132)
+    assert base[:4] == (128, 5, 1, 132)  # unicast at K <= 7168
+    assert run(exe, None, 4096, 7168, 16384)[0][:4] == (128, 5, 2, 132)  # multicast at long K
     assert run(exe, "", 4096, 4096, 7168)[0] == base
     assert run(exe, "0,0,0,0", 4096, 4096, 7168)[0] == base
 
 
 def test_forced_fields_replace_the_model(exe):
-    bn, stages, cl, ctas, chunk, smem = run(exe, "128,0,1", 4096, 4096, 7168)[0]
-    assert (bn, stages, cl, ctas) == (128, 5, 1, 132)
+    bn, stages, cl, ctas, chunk, smem = run(exe, "128,0,2", 4096, 4096, 7168)[0]
+    assert (bn, stages, cl, ctas) == (128, 5, 2, 132)
     bn, stages, cl, ctas, chunk, smem = run(exe, "160,4,2,128", 4096, 4096, 7168)[0]
     assert (bn, stages, cl, ctas, chunk) == (160, 4, 2, 128, 32) and smem <= 232448
     bn, stages, cl, ctas, chunk, _ = run(exe, "32,0,1", 64, 2112, 7168)[0]

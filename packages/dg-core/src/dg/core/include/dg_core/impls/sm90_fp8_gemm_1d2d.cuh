@@ -185,9 +185,11 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             // NOTE: zeroing once per tile lets the promotion be a single FMA per element.
 #pragma unroll
             for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
-            // TODO: overlap the promotion of block kb with the wgmma of block kb+1 (ping-pong partial arrays
-            // and a compile-time no-straddle promotion: tests/standalone/sm90_fp8_gemm_1d2d_pingpong.patch,
-            // compiled without spills, not yet run on a GPU).
+            // NOTE: one K block in flight per warpgroup. Keeping a second one in flight (a second `partial`
+            // array, wgmma_wait_group<1>, promotion of block kb while kb+1 runs) makes ptxas serialise every
+            // wgmma (C7514: accumulator registers read between the start and the end of a wgmma pipeline
+            // stage; C7518 with the barrier wait loop in flight) and measured 1.0-1.4x slower (H100,
+            // docs/perf_log.md v7). More chains need more warpgroups, not more arrays per warpgroup.
             for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
                 // NOTE: the SFB loads are issued before the barrier wait so their latency hides under it.
                 const float sb0 = __ldg(sfb0 + kb);
