@@ -65,14 +65,14 @@ class _EmulatedKernel:
             assert block == (256, 1, 1)
             self.lib.tile_cast(ctypes.c_int(self.stem == "per_channel_cast_fp8"), ctypes.c_int(self.bf16), gx, *conv)
         elif self.stem == "sf_mn_major_fp32":
-            assert block == (32, 8, 1)
-            self.lib.mn_major(gx, gy, gz, *conv)
+            assert block == (256, 1, 1) and tuple(grid[1:]) == (1, 1)
+            self.lib.mn_major(gx, *conv)
         elif self.stem == "sf_pack_ue8m0":
-            assert block == (32, 8, 1)
-            self.lib.pack(gx, gy, gz, *conv)
+            assert block == (256, 1, 1) and tuple(grid[1:]) == (1, 1)
+            self.lib.pack(gx, *conv)
         else:
             assert self.stem == "sf_pack_ue8m0_k_grouped" and block == (128, 1, 1)
-            self.lib.pack_kg(gx, gy, *conv)
+            self.lib.pack_kg(gx, gy, gz, *conv)
 
 
 @pytest.fixture
@@ -153,7 +153,8 @@ def test_per_channel(emulated, m, n, dtype, use_ue8m0):
     assert_bits_equal(out, want_q)
 
 
-SF_SHAPES = [(1, 1), (7, 3), (3, 33, 57), (1, 65, 9), (2, 70, 40)]
+# NOTE: S > 64 spans several 64-column tiles of the transform kernels (S = 130: three, the last partial).
+SF_SHAPES = [(1, 1), (7, 3), (3, 33, 57), (1, 65, 9), (2, 70, 40), (2, 70, 130), (1, 5, 200)]
 
 
 @pytest.mark.parametrize("with_transpose", [True, False])
@@ -186,13 +187,15 @@ def test_sf_transforms_without_unit_stride(emulated):
     assert torch.equal(out, sf)
 
 
-@pytest.mark.parametrize("mn,s,groups", [(300, 9, 2), (7, 1, None), (129, 5, 1)])
-def test_block_scale_broadcast_pack(emulated, mn, s, groups):
-    rows = L.ceil_div(mn, 128)
+# row_div 128 (rule 4) and 256 take the broadcast path; 3 the general per-element-division path.
+@pytest.mark.parametrize("row_div", [128, 256, 3])
+@pytest.mark.parametrize("mn,s,groups", [(300, 9, 2), (7, 1, None), (129, 5, 1), (520, 70, 1)])
+def test_block_scale_broadcast_pack(emulated, mn, s, groups, row_div):
+    rows = L.ceil_div(mn, row_div)
     sfb = torch.pow(2.0, torch.randint(-30, 10, (rows, s) if groups is None else (groups, rows, s)).float())
-    want = reference.mn_major_tma_aligned_packed_ue8m0(sfb, 128, mn)
+    want = reference.mn_major_tma_aligned_packed_ue8m0(sfb, row_div, mn)
     out = poisoned_like(want)
-    _kernels.pack_ue8m0(sfb, out, 128)
+    _kernels.pack_ue8m0(sfb, out, row_div)
     assert_bits_equal(out, want)
 
 

@@ -34,13 +34,15 @@ void tile_cast(int channel, int bf16, int grid, const void* x, unsigned char* ou
         }
     });
 }
-void mn_major(int gx, int gy, int gz, const float* in, float* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll tma) {
-    emu::launch(dim3(gx, gy, gz), dim3(32, 8), [&] { sf_mn_major_fp32_impl(in, out, g, mn, s, sg, smn, ss, tma); });
+void mn_major(int gx, const float* in, float* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll tma) {
+    emu::launch(dim3(gx), dim3(kSfThreads), [&] { sf_mn_major_fp32_impl(in, out, g, mn, s, sg, smn, ss, tma); });
 }
-void pack(int gx, int gy, int gz, const float* in, int* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll rd, ll tma) {
-    emu::launch(dim3(gx, gy, gz), dim3(32, 8), [&] { sf_pack_ue8m0_impl(in, out, g, mn, s, sg, smn, ss, rd, tma); });
+void pack(int gx, const float* in, int* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll rd, ll tma) {
+    emu::launch(dim3(gx), dim3(kSfThreads), [&] { sf_pack_ue8m0_impl(in, out, g, mn, s, sg, smn, ss, rd, tma); });
 }
-void pack_kg(int gx, int gy, const float* sf, int* out, const int* ks, ll g, ll mn, ll rin, ll rout, unsigned vec) {
-    emu::launch(dim3(gx, gy), dim3(128), [&] { sf_pack_ue8m0_k_grouped_impl(sf, out, ks, g, mn, rin, rout, vec); });
+void pack_kg(int gx, int gy, int gz, const float* sf, int* out, const int* ks, ll g, ll mn, ll rin, ll rout,
+             unsigned vec) {
+    emu::launch(dim3(gx, gy, gz), dim3(kPackThreads),
+                [&] { sf_pack_ue8m0_k_grouped_impl(sf, out, ks, g, mn, rin, rout, vec); });
 }
 }

@@ -33,7 +33,7 @@ inline uint3 bDim, gDim;
 inline std::barrier<>* block_bar = nullptr;
 struct Warp {
     std::barrier<>* bar;
-    unsigned int slots[32];
+    unsigned long long slots[32];
 };
 inline std::vector<std::unique_ptr<Warp>> warps;
 inline thread_local int my_warp, my_lane;
@@ -82,12 +82,14 @@ inline void emu_sync() {
     emu::block_bar->arrive_and_wait();
 }
 #define __syncthreads emu_sync
-inline float emu_shfl_xor(unsigned, float v, int off) {
+template <typename T>
+inline T emu_shfl_xor(unsigned, T v, int off) {
+    static_assert(sizeof(T) <= sizeof(unsigned long long), "a shuffle moves at most 8 bytes");
     auto& w = *emu::warps[emu::my_warp];
-    std::memcpy(&w.slots[emu::my_lane], &v, 4);
+    std::memcpy(&w.slots[emu::my_lane], &v, sizeof(T));
     w.bar->arrive_and_wait();
-    float r;
-    std::memcpy(&r, &w.slots[emu::my_lane ^ off], 4);
+    T r;
+    std::memcpy(&r, &w.slots[emu::my_lane ^ off], sizeof(T));
     w.bar->arrive_and_wait();
     return r;
 }

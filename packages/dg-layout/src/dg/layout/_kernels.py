@@ -35,11 +35,16 @@ _CPP_TYPE = {torch.bfloat16: "__nv_bfloat16", torch.float32: "float"}
 _CAST_THREADS = 256  # per_token: kCastWarps * 32; per_block/per_channel: kTileThreads
 _GROUPS_PER_CAST_CTA = 32  # per_token: 8 warps x 4 groups of 128 columns
 _TILE = 128
-_SF_BLOCK = (32, 8, 1)  # sf_tile.cuh: kTileLanes x kTileRowsPerStep
+_SF_THREADS = 256  # sf_tile.cuh: kSfThreads
+_SF_TILE_MN = 64  # sf_tile.cuh: kSfTileMn
+_SF_TILE_S = 64  # sf_tile.cuh: kSfTileS
+_SF_CTAS_PER_SM = 6  # sf_tile.cuh: kSfMinCtasPerSm (40 registers x 256 threads; 16.3 KiB of shared memory)
 _PACK_THREADS = 128  # sf_pack_ue8m0_k_grouped.cuh: kPackThreads
 _PACK_COLS_PER_CTA = 512  # kPackThreads * kColsPerThread
 _MAX_GRID_X = 2**31 - 1
 _MAX_GRID_YZ = 65535
+# The cast and transform kernels index their tiles with 32-bit unsigned integers (cheap division per tile).
+_MAX_TILES = 2**31 - 1
 
 
 def _jit():
@@ -71,15 +76,17 @@ def compile_kernel(stem: str, template_arg: str | None = None, arch: str | None 
 
 
 @functools.cache
-def _kernel_for(stem: str, template_arg: str | None, capability: tuple[int, int]):
-    # NOTE: keyed on the device's capability so a process with two GPU models gets one build per arch;
-    # the compile itself targets the current device, which the launchers set to the tensor's device.
-    del capability
+def _kernel_for(stem: str, template_arg: str | None, index: int | None):
+    # NOTE: one kernel object per device index (so a process with two GPU models gets one build per arch); the
+    # compile itself targets the current device, which the launchers set to the tensor's device before calling.
+    del index
     return compile_kernel(stem, template_arg)
 
 
 def _kernel(stem: str, device: torch.device, template_arg: str | None = None):
-    return _kernel_for(stem, template_arg, torch.cuda.get_device_capability(device))
+    # NOTE: a plain cache hit: no device-property query per launch (host time shows in back-to-back calls on
+    # small tensors, where the kernel takes a few microseconds).
+    return _kernel_for(stem, template_arg, device.index)
 
 
 @functools.cache
@@ -112,10 +119,16 @@ def per_token_cast(x: torch.Tensor, out: torch.Tensor, sf: torch.Tensor, use_ue8
         )
 
 
+def _check_tiles(tiles: int, what: str, shape: tuple[int, ...]) -> None:
+    if tiles > _MAX_TILES:
+        raise ValueError(f"{what} of shape {shape} needs {tiles} tiles; the kernel indexes at most {_MAX_TILES}")
+
+
 def tile_cast(stem: str, x: torch.Tensor, out: torch.Tensor, sf: torch.Tensor, use_ue8m0: bool) -> None:
     """per_block_cast_fp8 / per_channel_cast_fp8: x [m, n] -> out FP8 [m, n], sf FP32 row-major."""
     m, n = x.shape
     tiles = ((m + _TILE - 1) // _TILE) * ((n + _TILE - 1) // _TILE)
+    _check_tiles(tiles, "x", tuple(x.shape))
     vec_ok = _aligned16(x.data_ptr(), x.stride(0) * x.element_size(), out.data_ptr(), out.stride(0))
     grid = _capped_grid(tiles, x.device, waves=16)
     with torch.cuda.device(x.device):
@@ -132,12 +145,13 @@ def _strides3(t: torch.Tensor) -> tuple[int, int, int, int]:
     return t.shape[0], t.stride(0), t.stride(1), t.stride(2)
 
 
-def _sf_grid(groups: int, mn: int, cols: int) -> tuple[int, int, int]:
-    return (
-        max(1, min((mn + 31) // 32, _MAX_GRID_X)),
-        max(1, min((cols + 31) // 32, _MAX_GRID_YZ)),
-        max(1, min(groups, _MAX_GRID_YZ)),
-    )
+def _sf_grid(sf: torch.Tensor, groups: int, mn: int, s: int) -> tuple[int, int, int]:
+    """1-D grid over the (group, S tile, MN tile) list of 64 x 64 tiles, capped at a few CTAs per SM."""
+    tiles = groups * ((mn + _SF_TILE_MN - 1) // _SF_TILE_MN) * ((s + _SF_TILE_S - 1) // _SF_TILE_S)
+    _check_tiles(tiles, "sf", tuple(sf.shape))
+    # NOTE: one tile per CTA at a time (load -> barrier -> store), so the overlap between one tile's stores and
+    # the next tile's loads comes from the other CTAs of the SM; more CTAs than fit only wait for a slot.
+    return _capped_grid(tiles, sf.device, waves=_SF_CTAS_PER_SM), 1, 1
 
 
 def mn_major_fp32(sf: torch.Tensor, out: torch.Tensor) -> None:
@@ -146,7 +160,7 @@ def mn_major_fp32(sf: torch.Tensor, out: torch.Tensor) -> None:
     mn, s = sf.shape[-2], sf.shape[-1]
     with torch.cuda.device(sf.device):
         _kernel("sf_mn_major_fp32", sf.device).launch(
-            grid=_sf_grid(groups, mn, s), block=_SF_BLOCK,
+            grid=_sf_grid(sf, groups, mn, s), block=(_SF_THREADS, 1, 1),
             args=(sf, out, groups, mn, s, sg, smn, ss, out.stride(-1)),
         )
 
@@ -158,20 +172,34 @@ def pack_ue8m0(sf: torch.Tensor, out: torch.Tensor, row_div: int = 1) -> None:
     """
     groups, sg, smn, ss = _strides3(sf)
     mn, s = out.shape[-2], sf.shape[-1]
-    packed = out.shape[-1]
+    if row_div > 1 and row_div % _SF_TILE_MN == 0:
+        # The broadcast path's warp jobs: (group, input row, 4 packed columns).
+        jobs = groups * ((mn + row_div - 1) // row_div) * ((s + 15) // 16)
+        _check_tiles(jobs, "sf", tuple(sf.shape))
     with torch.cuda.device(sf.device):
         _kernel("sf_pack_ue8m0", sf.device).launch(
-            grid=_sf_grid(groups, mn, packed), block=_SF_BLOCK,
+            grid=_sf_grid(sf, groups, mn, s), block=(_SF_THREADS, 1, 1),
             args=(sf, out, groups, mn, s, sg, smn, ss, row_div, out.stride(-1)),
         )
 
 
-def pack_ue8m0_k_grouped(sf: torch.Tensor, out: torch.Tensor, ks_tensor: torch.Tensor) -> None:
-    """Pack contiguous FP32 sf [sum k_g/128, MN] into contiguous INT32 out [sum ceil(k_g/512), MN]."""
+def pack_ue8m0_k_grouped(
+    sf: torch.Tensor, out: torch.Tensor, ks_tensor: torch.Tensor, max_group_rows: int | None = None
+) -> None:
+    """Pack contiguous FP32 sf [sum k_g/128, MN] into contiguous INT32 out [sum ceil(k_g/512), MN].
+
+    ``max_group_rows``: the most packed rows of one group (``max ceil(k_g / 512)``), which sizes the grid's z
+    dimension; default ``out.shape[0]`` (an upper bound: surplus CTAs find no row and exit).
+    """
     rows_in, mn = sf.shape
     groups = ks_tensor.shape[0]
     vec_ok = _aligned16(sf.data_ptr(), out.data_ptr()) and mn % 4 == 0
-    grid = (max(1, (mn + _PACK_COLS_PER_CTA - 1) // _PACK_COLS_PER_CTA), max(1, min(groups, _MAX_GRID_YZ)), 1)
+    rows = out.shape[0] if max_group_rows is None else max_group_rows
+    grid = (
+        max(1, (mn + _PACK_COLS_PER_CTA - 1) // _PACK_COLS_PER_CTA),
+        max(1, min(groups, _MAX_GRID_YZ)),
+        max(1, min(rows, _MAX_GRID_YZ)),
+    )
     with torch.cuda.device(sf.device):
         _kernel("sf_pack_ue8m0_k_grouped", sf.device).launch(
             grid=grid, block=(_PACK_THREADS, 1, 1),

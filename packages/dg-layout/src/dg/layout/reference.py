@@ -125,9 +125,12 @@ def empty_mn_major(groups: int | None, mn: int, cols: int, dtype: torch.dtype, d
         if groups is None:
             return torch.empty_strided((mn, cols), (1, tma_mn), dtype=dtype, device=device)
         return torch.empty_strided((groups, mn, cols), (cols * tma_mn, 1, tma_mn), dtype=dtype, device=device)
-    buf = torch.empty((1 if groups is None else groups, cols, tma_mn), dtype=dtype, device=device)
-    out = buf.transpose(1, 2)[:, :mn, :]
-    return out[0] if groups is None else out
+    # NOTE: one as_strided view instead of transpose + slice + select: this runs on every call of the public
+    # functions, where host time matters for small tensors.
+    buf = torch.empty(((1 if groups is None else groups) * cols * tma_mn,), dtype=dtype, device=device)
+    if groups is None:
+        return buf.as_strided((mn, cols), (1, tma_mn))
+    return buf.as_strided((groups, mn, cols), (cols * tma_mn, 1, tma_mn))
 
 
 def mn_major_tma_aligned(sf: torch.Tensor) -> torch.Tensor:

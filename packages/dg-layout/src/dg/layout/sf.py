@@ -135,16 +135,26 @@ def get_mn_major_tma_aligned_packed_ue8m0_tensor(sf: torch.Tensor, /) -> torch.T
     return _packed_ue8m0(sf)
 
 
-def _check_ks(ks: object, name: str) -> list[int]:
+def _check_ks(ks: object, name: str) -> tuple[int, int, int]:
+    """Check the group sizes; return (K-block rows sum k_g / 128, packed rows sum ceil(k_g / 512), max of the latter).
+
+    NOTE: one pass with plain int arithmetic: this runs on every call, and with 64+ groups a check per element
+    through helper functions cost more host time than the kernel takes on the GPU.
+    """
     if not isinstance(ks, Sequence) or isinstance(ks, str):
         raise TypeError(f"{name} must be a list of ints, got {type(ks).__name__}")
-    out = []
+    rows_in = rows_out = max_rows = 0
     for i, k in enumerate(ks):
-        check_int(k, f"{name}[{i}]", minimum=0)
+        if type(k) is not int or k < 0:  # noqa: E721 - exact type test: bool (an int subclass) and int-likes fail
+            check_int(k, f"{name}[{i}]", minimum=0)  # raises the readable error (or accepts an int subclass)
         if k % 128 != 0:
             raise ValueError(f"{name}[{i}] must be a multiple of 128 (the K-block size), got {k}")
-        out.append(k)
-    return out
+        n = k // 128
+        rows_in += n
+        packed = (n + 3) // 4
+        rows_out += packed
+        max_rows = packed if packed > max_rows else max_rows
+    return rows_in, rows_out, max_rows
 
 
 def get_k_grouped_mn_major_tma_aligned_packed_ue8m0_tensor(
@@ -174,25 +184,22 @@ def get_k_grouped_mn_major_tma_aligned_packed_ue8m0_tensor(
     """
     check_tensor(sf, "sf", dtypes=(_FP32,), ranks=(2,))
     check_tensor(ks_tensor, "ks_tensor", dtypes=(_INT32,), ranks=(1,))
-    ks = _check_ks(ks, "ks")
+    want_rows_in, rows_out, max_group_rows = _check_ks(ks, "ks")
     check_same_device(ks_tensor, "ks_tensor", sf, "sf")
     if ks_tensor.shape[0] != len(ks):
         raise ValueError(f"ks_tensor must have len(ks) = {len(ks)} entries, got {ks_tensor.shape[0]}")
     if not sf.is_contiguous():
         raise ValueError(f"sf must be contiguous, got shape {tuple(sf.shape)} with strides {sf.stride()}")
     rows_in, mn = sf.shape
-    if sum(k // 128 for k in ks) != rows_in:
-        raise ValueError(
-            f"sf must have sum(k // 128 for k in ks) = {sum(k // 128 for k in ks)} rows, got {rows_in}"
-        )
+    if want_rows_in != rows_in:
+        raise ValueError(f"sf must have sum(k // 128 for k in ks) = {want_rows_in} rows, got {rows_in}")
     if mn % 4 != 0:
         raise ValueError(f"sf must have a multiple of 4 columns (MN, the TMA-aligned pitch), got {mn}")
-    rows_out = sum(ceil_div(k // 128, 4) for k in ks)
     if not sf.is_cuda:
-        return reference.k_grouped_packed_ue8m0(sf, ks)
+        return reference.k_grouped_packed_ue8m0(sf, list(ks))
     out = torch.empty((rows_out, mn), dtype=_INT32, device=sf.device)
     if out.numel() > 0:
-        _kernels.pack_ue8m0_k_grouped(sf, out, ks_tensor.contiguous())
+        _kernels.pack_ue8m0_k_grouped(sf, out, ks_tensor.contiguous(), max_group_rows)
     return out
 
 

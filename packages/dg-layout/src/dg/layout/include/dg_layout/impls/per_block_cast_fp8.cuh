@@ -9,6 +9,8 @@
 //
 // Warp roles: one role, kTileWarps "tile warps" (256 threads); a thread holds 64 input values as raw words
 // (32 registers for BF16, 64 for FP32).
+// Registers: at most 64 for BF16 (__launch_bounds__ min 4 CTAs per SM: four 32 KiB tiles in flight per SM; the
+// bound keeps ptxas from drifting past 64, which would leave room for only three); at most 128 for FP32.
 // Reduction: lane max -> warp shuffle (5 levels) -> shared warp_amax[8] -> every thread folds the 8 values.
 // Shared memory: 32 B static. Two __syncthreads per tile.
 #pragma once
@@ -18,17 +20,19 @@
 namespace dg::layout {
 
 template <typename T>
-__global__ void __launch_bounds__(kTileThreads)
+__global__ void __launch_bounds__(kTileThreads, sizeof(T) == 2 ? 4 : 2)
     per_block_cast_fp8_impl(const T* __restrict__ x, unsigned char* __restrict__ out, float* __restrict__ sf,
                             long long m, long long n, long long x_row_stride, long long out_row_stride,
                             unsigned int use_ue8m0, unsigned int vec_ok) {
     __shared__ float warp_amax[kTileWarps];
-    const long long tiles_m = (m + kTile - 1) / kTile;
-    const long long tiles_n = (n + kTile - 1) / kTile;
+    // NOTE: 32-bit tile indices (the host checks that the tile count fits): no 64-bit division per tile.
+    const unsigned int tiles_m = static_cast<unsigned int>((m + kTile - 1) / kTile);
+    const unsigned int tiles_n = static_cast<unsigned int>((n + kTile - 1) / kTile);
     const int tile_warp = static_cast<int>(threadIdx.x / 32);
 
-    for (long long tile = blockIdx.x; tile < tiles_m * tiles_n; tile += gridDim.x) {
-        const long long tm = tile / tiles_n, tn = tile % tiles_n;
+    for (unsigned int tile = blockIdx.x; tile < tiles_m * tiles_n; tile += gridDim.x) {
+        const unsigned int row_tile = tile / tiles_n;
+        const long long tm = row_tile, tn = tile - row_tile * tiles_n;
         RawChunk<T> v[kRowPasses];
         load_tile(x, m, n, x_row_stride, tm * kTile, tn * kTile, vec_ok != 0, v);
 

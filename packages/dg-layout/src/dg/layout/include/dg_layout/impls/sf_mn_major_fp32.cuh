@@ -4,36 +4,47 @@
 // strides (S * tma_mn, 1, tma_mn), tma_mn = align(MN, 4) (spec 3.3): column s of group g is a run of MN
 // consecutive floats followed by tma_mn - MN padding floats that this kernel never writes.
 //
-// Grid: x over MN tiles, y over S tiles, z over groups (each dimension strides by its grid size, so any G, MN, S
-// is covered). Block: 32 x 8 threads, one role "transpose threads". Shared memory: a 32 x 33 float tile (the
-// extra column keeps the transposed reads free of bank conflicts). One tile per step: load (coalesced along the
-// input's unit-stride dimension) -> __syncthreads -> store (coalesced along MN) -> __syncthreads.
+// Work split: 64 x 64 tiles (common/sf_tile.cuh) in a 1-D list of `num_tiles` (< 2^31, checked by the host);
+// CTAs stride over it (grid-stride loop, the grid capped by the host at a few CTAs per SM).
+// Block: kSfThreads = 256 threads, one role "transpose threads"; each issues 16 independent 4-byte loads per
+// tile (16 KiB in flight per CTA), then 16 stores, a warp writing 128 consecutive bytes of one output column.
+// Shared memory: a kSfTileS x (kSfTileMn + 1) float tile (16.3 KiB; the odd pitch keeps both the column-wise
+// writes of a K-major load and the row-wise reads of the store free of bank conflicts).
+// Per tile: load -> shared -> __syncthreads -> store -> __syncthreads (the next tile overwrites the buffer).
 #pragma once
 
 #include <dg_layout/common/sf_tile.cuh>
 
 namespace dg::layout {
 
-__global__ void __launch_bounds__(kSfTileThreads)
+__global__ void __launch_bounds__(kSfThreads, kSfMinCtasPerSm)
     sf_mn_major_fp32_impl(const float* __restrict__ in, float* __restrict__ out, long long num_groups, long long mn,
                           long long s, long long sg, long long smn, long long ss, long long tma_mn) {
-    constexpr int kTileMn = 32, kTileS = 32;
-    __shared__ float tile[kTileS][kTileMn + 1];
-    const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
+    constexpr int kPitch = kSfTileMn + 1;
+    __shared__ float tile[kSfTileS * kPitch];
+    const unsigned int tiles_mn = static_cast<unsigned int>((mn + kSfTileMn - 1) / kSfTileMn);
+    const unsigned int tiles_s = static_cast<unsigned int>((s + kSfTileS - 1) / kSfTileS);
+    const unsigned int num_tiles = tiles_mn * tiles_s * static_cast<unsigned int>(num_groups);
+    const int tid = static_cast<int>(threadIdx.x);
 
-    for (long long g = blockIdx.z; g < num_groups; g += gridDim.z)
-        for (long long s0 = static_cast<long long>(blockIdx.y) * kTileS; s0 < s; s0 += gridDim.y * kTileS)
-            for (long long mn0 = static_cast<long long>(blockIdx.x) * kTileMn; mn0 < mn; mn0 += gridDim.x * kTileMn) {
-                for_each_tile_element<kTileMn, kTileS>(in, g, mn0, s0, mn, s, sg, smn, ss, 1,
-                                                       [&](int i, int j, float v) { tile[j][i] = v; });
-                __syncthreads();
-                float* dst = out + g * s * tma_mn;
-                for (int j = ty; j < kTileS; j += kTileRowsPerStep) {
-                    const long long r = mn0 + tx, c = s0 + j;
-                    if (r < mn && c < s) dst[c * tma_mn + r] = tile[j][tx];
-                }
-                __syncthreads();
-            }
+    for (unsigned int index = blockIdx.x; index < num_tiles; index += gridDim.x) {
+        const SfTile t = sf_tile_at(index, tiles_mn, tiles_s, mn, s, kSfTileS);
+        // Step 1: the tile into shared memory, transposed (tile[j][i]).
+        load_sf_tile<kSfTileS>(in, t, sg, smn, ss, 1, [&](int i, int j, float v) { tile[j * kPitch + i] = v; });
+        __syncthreads();
+
+        // Step 2: lanes walk MN: each warp writes 32 consecutive floats of one output column.
+        // Thread's elements: column i = tid % 64 (fixed), rows j = j0 + k * kStep.
+        constexpr int kStep = kSfThreads / kSfTileMn;
+        const int i = tid % kSfTileMn, j0 = tid / kSfTileMn;
+        float* dst = out + t.g * s * tma_mn + (t.s0 + j0) * tma_mn + t.mn0 + i;
+        if (i < t.mn_left) {
+#pragma unroll
+            for (int k = 0; k < kSfLoadsPerThread; ++k)
+                if (j0 + k * kStep < t.s_left) dst[k * kStep * tma_mn] = tile[(j0 + k * kStep) * kPitch + i];
+        }
+        __syncthreads();
+    }
 }
 
 }  // namespace dg::layout
