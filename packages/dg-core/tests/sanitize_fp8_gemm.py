@@ -1,5 +1,5 @@
-"""Runs fp8_gemm_nt on three shapes (one of each kernel path: small-M 1D2D, multicast 1D2D with a long K, 1D1D
-accumulate) for compute-sanitizer, e.g.
+"""Runs fp8_gemm_nt on four shapes (one of each kernel path: small-M 1D2D, multicast 1D2D with a long K, small-M
+1D2D with K ways, 1D1D accumulate) for compute-sanitizer, e.g.
 `compute-sanitizer --tool memcheck python packages/dg-core/tests/sanitize_fp8_gemm.py` (and racecheck).
 Exits non-zero if a result is wrong."""
 
@@ -27,8 +27,9 @@ def quantised(rows: int, k: int, block_scales: bool):
 def main() -> int:
     torch.manual_seed(0)
     bad = 0
-    for m, n, k, recipe in [(129, 576, 256, (1, 128, 128)), (512, 1056, 12288, (1, 128, 128)),
-                            (256, 384, 384, (1, 1, 128))]:
+    shapes = [(129, 576, 256, (1, 128, 128)), (512, 1056, 12288, (1, 128, 128)), (64, 256, 2048, (1, 128, 128)),
+              (256, 384, 384, (1, 1, 128))]
+    for m, n, k, recipe in shapes:
         a, sfa, a_ref = quantised(m, k, False)
         b, sfb, b_ref = quantised(n, k, recipe[1] == 128)
         ref = a_ref @ b_ref.t()

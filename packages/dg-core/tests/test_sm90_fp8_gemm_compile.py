@@ -30,7 +30,8 @@ def _nvcc() -> str | None:
 NVCC = _nvcc()
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="NVCC not found")
 
-# (stem, template arguments) pairs covering both recipes, both BLOCK_M, multicast, odd BLOCK_N and narrow chunks.
+# (stem, template arguments) pairs covering both recipes, both BLOCK_M, multicast, odd BLOCK_N, narrow chunks and
+# K ways.
 INSTANCES = [
     ("sm90_fp8_gemm_1d2d", "128, 128, 5, 2, 64, 16"),
     ("sm90_fp8_gemm_1d2d", "128, 160, 5, 1, 32, 16"),
@@ -38,10 +39,13 @@ INSTANCES = [
     ("sm90_fp8_gemm_1d2d", "64, 16, 16, 1, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 96, 10, 1, 32, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 64, 13, 1, 64, 16"),
+    ("sm90_fp8_gemm_1d2d", "64, 32, 16, 1, 32, 16, 3"),  # three K ways
+    ("sm90_fp8_gemm_1d2d", "128, 16, 11, 1, 16, 16, 2"),  # two row groups x two K ways
     ("sm90_fp8_gemm_1d1d", "128, 128, 4, 2, 32, 16"),
     ("sm90_fp8_gemm_1d1d", "64, 64, 12, 1, 32, 16"),
     ("sm90_fp8_gemm_1d1d", "128, 32, 10, 1, 32, 16"),
 ]
+MULTICAST_1D1D = ("sm90_fp8_gemm_1d1d", "128, 128, 4, 2, 32, 16")
 
 
 def _compile(tmp_path: Path, stem: str, args: str, *extra: str) -> subprocess.CompletedProcess:
@@ -77,7 +81,7 @@ def test_kernel_compiles_without_spills(tmp_path, stem, args):
 
 
 @needs_nvcc
-@pytest.mark.parametrize("stem,args", [INSTANCES[0], INSTANCES[6]], ids=["1d2d", "1d1d"])
+@pytest.mark.parametrize("stem,args", [INSTANCES[0], MULTICAST_1D1D], ids=["1d2d", "1d1d"])
 def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(tmp_path, stem, args):
     r = _compile(tmp_path, stem, args, "-ptx", "-o", str(tmp_path / "k.ptx"))
     assert r.returncode == 0, r.stderr
@@ -123,9 +127,9 @@ int main() {
                 for (auto& nk : nks) {
                     const Sm90Fp8Kind kd = kind ? Sm90Fp8Kind::k1D1D : Sm90Fp8Kind::k1D2D;
                     Sm90Fp8Config c = choose_sm90_fp8_config(kd, m, nk[0], nk[1], sms, 232448);
-                    std::printf("%d %d %d %d %d %d %d %d %d %d %d %d %d %d\n", kind, sms, m, nk[0], nk[1], c.block_m,
-                                c.block_n, c.stages, c.cluster_m, c.chunk_n, c.num_ctas, c.num_splits, c.smem_bytes,
-                                c.threads);
+                    std::printf("%d %d %d %d %d %d %d %d %d %d %d %d %d %d %d\n", kind, sms, m, nk[0], nk[1],
+                                c.block_m, c.block_n, c.stages, c.cluster_m, c.chunk_n, c.num_ctas, c.num_splits,
+                                c.smem_bytes, c.threads, c.k_ways);
                 }
     Sm90Fp8Config h = choose_sm90_fp8_config(Sm90Fp8Kind::k1D2D, 256, 4096, 1536, 132, 232448, 128, 128);
     std::printf("heads %d %d\n", h.block_n, h.chunk_n);
@@ -147,7 +151,7 @@ def test_heuristic_configs_are_legal(tmp_path):
     assert r.returncode == 0, r.stderr
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
     for line in out[:-1]:
-        kind, sms, m, n, k, bm, bn, stages, cl, ch, ctas, splits, smem, threads = map(int, line.split())
+        kind, sms, m, n, k, bm, bn, stages, cl, ch, ctas, splits, smem, threads, ways = map(int, line.split())
         where = f"kind={kind} sms={sms} M={m} N={n} K={k}: {line}"
         assert bm in (64, 128), where
         assert bm >= 128 or m <= 64, where
@@ -158,7 +162,10 @@ def test_heuristic_configs_are_legal(tmp_path):
             assert splits == 1, where
         assert bn % ch == 0 and ch * (2 if kind == 0 else 4) <= 128, where
         assert 2 <= stages <= 16 and smem <= 232448, where
-        assert threads == 128 * (bm // 64 + 1), where
+        assert threads == 128 * (bm // 64 * ways + 1), where
+        # K ways: small M only, at most 4 math warpgroups, narrow tiles when the launch bound limits registers.
+        assert ways == 1 or (kind == 0 and m <= 128 and k >= 16 * 128), where
+        assert bm // 64 * ways <= 4 and (bm // 64 * ways <= 2 or bn <= (64 if bm // 64 * ways == 3 else 32)), where
         tiles = -(-m // bm) * -(-n // bn)
         assert 1 <= ctas <= max(sms, 2) and ctas <= tiles * splits, where
         assert 1 <= splits <= max(1, -(-k // 128)), where
@@ -197,7 +204,7 @@ def _nvrtc():
     return None
 
 
-@pytest.mark.parametrize("stem,args", [INSTANCES[0], INSTANCES[6]], ids=["1d2d", "1d1d"])
+@pytest.mark.parametrize("stem,args", [INSTANCES[0], MULTICAST_1D1D], ids=["1d2d", "1d1d"])
 def test_kernels_compile_with_nvrtc(stem, args):
     import ctypes
 

@@ -38,13 +38,15 @@ struct Sm90Fp8Config {
     int num_splits = 1;  // K splits per output tile (split-K with an in-kernel fix-up)
     int smem_bytes = 0;  // dynamic shared memory to request
     int threads = 384;
+    int k_ways = 1;  // 1D2D: math warpgroups per row group, each on every k_ways-th K block of a tile
 
     std::string describe() const {
         char buf[200];
         std::snprintf(
             buf, sizeof(buf),
-            "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d splits=%d smem=%d threads=%d",
-            block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, num_splits, smem_bytes, threads);
+            "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d splits=%d smem=%d threads=%d "
+            "k_ways=%d",
+            block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, num_splits, smem_bytes, threads, k_ways);
         return buf;
     }
 };
@@ -57,12 +59,14 @@ inline int ceil_div_i(int64_t a, int64_t b) {
 }
 
 // Shared memory of one CTA; mirrors Sm90Fp8Gemm1d2dConfig / Sm90Fp8Gemm1d1dConfig::kSmemBytes.
-inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int stages) {
+inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int stages, int k_ways = 1) {
     const int out_elem = kind == Sm90Fp8Kind::k1D2D ? 2 : 4;
     const int d_bytes = (block_m * block_n * out_elem + 1023) / 1024 * 1024;
     int stage = block_m * kBlockK + block_n * kBlockK + block_m * 4;
     if (kind == Sm90Fp8Kind::k1D1D) stage += (block_n * 4 + 127) / 128 * 128;  // 128-byte aligned TMA slot
     const int bars = (d_bytes + stages * stage + 7) / 8 * 8 + stages * 16;
+    if (k_ways > 1)  // + split-K flags, 128-byte aligned K-way hand-off, alignment slack
+        return (bars + 16 + 127) / 128 * 128 + (k_ways - 1) * block_m * block_n * 4 + 1024;
     return bars + 16 + 1024;  // + split-K flags + alignment slack
 }
 
@@ -77,6 +81,14 @@ inline bool sfb_straddle_ok(int block_n) {
     return block_n <= 128 + g;
 }
 
+// K ways (1D2D): at most 4 math warpgroups in all; beyond two, the launch bound leaves 128 (3 warpgroups) or
+// 102 (4) registers per thread, which hold accum + partial only for BLOCK_N <= 64 / 32.
+inline bool k_ways_ok(int block_m, int block_n, int k_ways) {
+    const int math_wg = block_m / 64 * k_ways;
+    if (k_ways < 1 || math_wg > 4) return false;
+    return math_wg <= 2 || block_n <= (math_wg == 3 ? 64 : 32);
+}
+
 // Largest store chunk (columns) that divides block_n and every head-split segment (0 = no constraint).
 inline int pick_chunk_n(Sm90Fp8Kind kind, int block_n, int head_left, int head_right) {
     const int widest = kind == Sm90Fp8Kind::k1D2D ? 64 : 32;
@@ -88,10 +100,21 @@ inline int pick_chunk_n(Sm90Fp8Kind kind, int block_n, int head_left, int head_r
     return 0;
 }
 
-inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int smem_limit) {
+inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int smem_limit, int k_ways = 1) {
     int stages = std::min(kMaxStages, std::max(2, ceil_div_i(k, kBlockK)));
-    while (stages > 2 && sm90_fp8_smem_bytes(kind, block_m, block_n, stages) > smem_limit) --stages;
+    while (stages > 2 && sm90_fp8_smem_bytes(kind, block_m, block_n, stages, k_ways) > smem_limit) --stages;
     return stages;
+}
+
+// K ways for small M (1D2D): the time of a small-M tile is set by one warpgroup's per-K-block chain (barrier wait
+// -> 4 wgmma -> wait -> promote, ~300-600 cycles), so 2-3 warpgroups on alternate K blocks of the same rows shorten
+// it. Measured (H100, harness, us, ways 1 -> best): 64x2112x7168 18.2 -> 15.6, 128x2112x7168 22.0 -> 18.7,
+// 64x4096x7168 23.7 -> 20.4 (3 ways), 128x4096x7168 26.3 -> 23.4, 64x7168x2048 14.7 -> 13.6, 64x7168x16384
+// 59.1 -> 57.0; no gain below 16 K blocks (64x24576x1536 24.8 -> 24.1, 64x32768x512 14.6 -> 15.1).
+inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
+    if (m > 128 || num_k_blocks < 16) return 1;
+    const int ways = block_m == 64 ? (block_n <= 32 ? 3 : 2) : 2;
+    return k_ways_ok(block_m, block_n, ways) ? ways : 1;
 }
 
 // `smem_limit`: the per-block opt-in limit of the device; `num_sms`: get_num_sms().
@@ -104,8 +127,9 @@ inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int
 //    a cluster of 2 when the number of M blocks is even, M >= 512 and K >= 12288: with K <= 7168 unicast
 //    measured 0-4% faster (e.g. 4096x32768x512: 177.1 vs 185.2 us), at K = 16384 multicast 1% faster.
 //  * M <= 128 (memory-bound): BLOCK_M 64/128 and the BLOCK_N (16..160) that minimises the busiest SM's
-//    bytes + math (cost model below); for 1D1D, if even BLOCK_N 64 leaves more than half the SMs idle on a
-//    long K, split K (up to 4 ways, at least 8 K blocks per split) with BLOCK_N 64 to feed every SM.
+//    bytes + math (cost model below), with 2-3 K ways (small_m_k_ways) from 16 K blocks on; for 1D1D, if even BLOCK_N
+//    64 leaves more than half the SMs idle on a long K, split K (up to 4 ways, at least 8 K blocks per split) with
+//    BLOCK_N 64 to feed every SM.
 inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n, int k, int num_sms, int smem_limit,
                                                   int head_left = 0, int head_right = 0) {
     Sm90Fp8Config best;
@@ -117,15 +141,16 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
         Sm90Fp8Config c;
         c.block_m = block_m;
         c.block_n = block_n;
+        c.k_ways = kind == Sm90Fp8Kind::k1D2D && splits == 1 ? small_m_k_ways(m, block_m, block_n, num_k_blocks) : 1;
         c.chunk_n = pick_chunk_n(kind, block_n, head_left, head_right);
-        c.stages = max_stages_for(kind, block_m, block_n, k, smem_limit);
+        c.stages = max_stages_for(kind, block_m, block_n, k, smem_limit, c.k_ways);
         c.cluster_m = multicast ? 2 : 1;
         c.num_splits = splits;
         const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n) * splits;
         c.num_ctas = static_cast<int>(std::min<int64_t>(units, num_sms));
         if (multicast) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
-        c.smem_bytes = sm90_fp8_smem_bytes(kind, block_m, block_n, c.stages);
-        c.threads = 128 * (block_m / 64 + 1);
+        c.smem_bytes = sm90_fp8_smem_bytes(kind, block_m, block_n, c.stages, c.k_ways);
+        c.threads = 128 * (block_m / 64 * c.k_ways + 1);
         return c;
     };
     auto usable = [&](int block_n) {
@@ -184,15 +209,16 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
     return finish(best_n, 1, false);
 }
 
-// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas]" (0 or missing = keep the heuristic's
+// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas[,k_ways]]" (0 or missing = keep the heuristic's
 // value) replaces parts of a 1D2D config, for A/B timing through the real API (benchmarks, probes). Returns
 // the config unchanged when the variable is unset or the forced config cannot run (the reason goes to stderr);
 // a forced cluster of 2 is dropped when BLOCK_N / 2 is not a multiple of 8 or the M blocks are odd.
 struct Sm90Fp8Force {
-    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0;
-    bool any() const { return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0; }
+    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0;
+    bool any() const { return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0 || k_ways > 0; }
     bool operator==(const Sm90Fp8Force& o) const {
-        return block_n == o.block_n && stages == o.stages && cluster_m == o.cluster_m && ctas == o.ctas;
+        return block_n == o.block_n && stages == o.stages && cluster_m == o.cluster_m && ctas == o.ctas &&
+               k_ways == o.k_ways;
     }
 };
 
@@ -200,7 +226,7 @@ inline Sm90Fp8Force sm90_fp8_force_from_env() {
     Sm90Fp8Force f;
     const char* v = std::getenv("DG_SM90_FP8_FORCE");
     if (v == nullptr || v[0] == '\0') return f;
-    std::sscanf(v, "%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas);
+    std::sscanf(v, "%d,%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas, &f.k_ways);
     return f;
 }
 
@@ -211,17 +237,20 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     Sm90Fp8Config c = base;
     if (f.block_n > 0) c.block_n = f.block_n;
     if (f.cluster_m > 0) c.cluster_m = f.cluster_m;
+    if (f.k_ways > 0) c.k_ways = f.k_ways;
     c.chunk_n = pick_chunk_n(kind, c.block_n, head_left, head_right);
-    c.stages = f.stages > 0 ? f.stages : max_stages_for(kind, c.block_m, c.block_n, k, smem_limit);
+    c.stages = f.stages > 0 ? f.stages : max_stages_for(kind, c.block_m, c.block_n, k, smem_limit, c.k_ways);
     const int num_m_blocks = ceil_div_i(m, c.block_m);
     if (c.cluster_m == 2 && ((c.block_n / 2) % 8 != 0 || num_m_blocks % 2 != 0)) c.cluster_m = 1;
-    c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages);
-    const bool ok = c.block_n % 8 == 0 && c.block_n >= 8 && c.block_n <= 256 && c.chunk_n > 0 &&
-                    (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) && c.stages >= 2 &&
-                    c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) && c.num_splits == 1;
+    c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways);
+    c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
+    const bool ok = k_ways_ok(c.block_m, c.block_n, c.k_ways) && c.block_n % 8 == 0 && c.block_n >= 8 &&
+                    c.block_n <= 256 && c.chunk_n > 0 && (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) &&
+                    c.stages >= 2 && c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) &&
+                    c.num_splits == 1;
     if (!ok) {
-        std::fprintf(stderr, "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
-                     f.block_n, f.stages, f.cluster_m, f.ctas, m, n, k);
+        std::fprintf(stderr, "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
+                     f.block_n, f.stages, f.cluster_m, f.ctas, f.k_ways, m, n, k);
         return base;
     }
     const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, c.block_n);

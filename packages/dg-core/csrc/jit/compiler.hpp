@@ -325,7 +325,8 @@ public:
 private:
     void check(int rc, const CompileRequest& req, const std::string& log) const {
         if (rc != 0)
-            throw CompileError(fmt::format("NVRTC error in kernel '{}': {}\n{}", req.name, nvrtc_api().error_string(rc), log));
+            throw CompileError(
+                fmt::format("NVRTC error in kernel '{}': {}\n{}", req.name, nvrtc_api().error_string(rc), log));
     }
     // The NVRTC that compile() would load, identified without loading it where a file can be stat()ed: the
     // first candidate path that exists, by size, with the toolkit's CUDA_VERSION (its headers are compiled

@@ -73,6 +73,7 @@ struct Case {
     int block_n = 0;   // 0: heuristic
     int cluster = -1;  // -1: heuristic
     int splits = 0;    // 0: heuristic
+    int k_ways = 0;    // 0: heuristic
     bool d1 = false;   // 1D1D recipe (FP32 D += A B^T) instead of 1D2D
     int head_l = 0, head_m = 0, head_r = 0;
 };
@@ -92,8 +93,12 @@ static Case mk(int m, int n, int k, int bn = 0, int cl = -1, int sp = 0, int hl 
 
 static std::string instance_1d2d(const Sm90Fp8Config& c) {
     char b[256];
-    std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d2d_impl<%d, %d, %d, %d, %d, %d>", c.block_m, c.block_n, c.stages,
-                  c.cluster_m, c.chunk_n, c.group_m);
+    if (c.k_ways > 1)
+        std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d2d_impl<%d, %d, %d, %d, %d, %d, %d>", c.block_m, c.block_n,
+                      c.stages, c.cluster_m, c.chunk_n, c.group_m, c.k_ways);
+    else
+        std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d2d_impl<%d, %d, %d, %d, %d, %d>", c.block_m, c.block_n,
+                      c.stages, c.cluster_m, c.chunk_n, c.group_m);
     return b;
 }
 
@@ -132,15 +137,22 @@ static Sm90Fp8Config config_for(const Case& cs, int sms, int smem) {
         c.num_ctas = static_cast<int>(std::min<int64_t>(units, sms));
     }
     if (c.cluster_m == 2) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
+    if (cs.k_ways > 0 && cs.k_ways != c.k_ways) {
+        c.k_ways = cs.k_ways;
+        c.stages = max_stages_for(kind, c.block_m, c.block_n, cs.k, smem, c.k_ways);
+        c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways);
+        c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
+    }
     return c;
 }
 
 static std::vector<Case> make_cases(bool sweep) {
     std::vector<Case> cs;
     if (getenv("DG_ONLY")) {
-        int m, n, k, bn, cl, sp = 0;
-        std::sscanf(getenv("DG_ONLY"), "%d,%d,%d,%d,%d,%d", &m, &n, &k, &bn, &cl, &sp);
+        int m, n, k, bn, cl, sp = 0, kw = 0;
+        std::sscanf(getenv("DG_ONLY"), "%d,%d,%d,%d,%d,%d,%d", &m, &n, &k, &bn, &cl, &sp, &kw);
         cs.push_back(mk(m, n, k, bn, cl, sp));
+        cs.back().k_ways = kw;
         return cs;
     }
     const int nk[6][2] = {{2112, 7168}, {24576, 1536}, {32768, 512}, {7168, 16384}, {4096, 7168}, {7168, 2048}};
@@ -660,8 +672,8 @@ int main(int argc, char** argv) {
         const double bytes = double(m) * k + double(n) * k + double(m) * n_out * 2 + double(pitch) * nkb * 4 +
                              double((n + 127) / 128) * nkb * 4;
         char cfg[128];
-        std::snprintf(cfg, sizeof(cfg), "bm%d bn%d st%d cl%d ch%d sp%d ctas%d smem%d", c.block_m, c.block_n, c.stages,
-                      c.cluster_m, c.chunk_n, c.num_splits, int(lc.gridDimX), c.smem_bytes);
+        std::snprintf(cfg, sizeof(cfg), "bm%d bn%d st%d cl%d ch%d sp%d kw%d ctas%d smem%d", c.block_m, c.block_n,
+                      c.stages, c.cluster_m, c.chunk_n, c.num_splits, c.k_ways, int(lc.gridDimX), c.smem_bytes);
         std::printf(
             "%6d %6d %6d | %-58s | %9.1f %8.1f %9.1f %7.1e | %s%s\n", m, n, k, cfg, us, 2.0 * m * n * k / us / 1e6,
             bytes / us / 1e3, diff, skip_check ? "unchecked" : (ok ? "ok" : "FAIL"),

@@ -5,18 +5,23 @@
 //   B   [N, K] FP8 e4m3, K-major;     SFB FP32 [ceil(N/128), ceil(K/128)], row-major (contiguous)
 //   D   [M, N(+gaps)] BF16, row-major; optional head-split column mapping (fp8_gemm_nt_skip_head_mid)
 //
-// Warp roles (kNumThreads = 128 * (kNumMathWG + 1)):
+// Warp roles (kNumThreads = 128 * (kNumMathWG + 1), kNumMathWG = BLOCK_M / 64 * kKWays):
 //   math warpgroups 0 .. kNumMathWG-1  (threads 0 .. 128*kNumMathWG-1), kMathRegs registers each:
-//       warpgroup i owns rows i*64 .. i*64+63 of the BLOCK_M x BLOCK_N tile; per K block it issues four
-//       wgmma m64nBLOCK_Nk32 into `partial`, waits, releases the stage, and promotes
+//       warpgroup w has row group r = w % (BLOCK_M / 64) and K way q = w / (BLOCK_M / 64): it owns rows
+//       r*64 .. r*64+63 of the BLOCK_M x BLOCK_N tile and the K blocks kb_begin + q, + q + kKWays, ...; per K
+//       block it issues four wgmma m64nBLOCK_Nk32 into `partial`, waits, releases the stage, and promotes
 //       partial * SFA(row) * SFB(col block) into FP32 `accum` (two-level accumulation).
+//       kKWays > 1 (small M): the ways run independent wait -> wgmma -> promote chains on one tile, and at
+//       the end of the tile ways 1.. hand their `accum` to way 0 through shared memory (named barrier
+//       1 + BLOCK_M/64 + r); way 0 alone runs the split-K fix-up and the epilogue.
 //   producer warpgroup (last, kProducerRegs registers): one elected thread of its first warp issues all
 //       TMA loads; the other 127 threads idle at the reduced register budget.
 //
 // Pipelines (kNumStages stages, one stage = one 128-deep K block):
 //   full[s]:  producer -> math.  Arrive count 1 (the producer's arrive.expect_tx) + TMA transaction bytes
 //             (A tile + whole B tile + SFA column), also when half the B tile comes from the cluster peer.
-//   empty[s]: math -> producer(s). Arrive count kNumMathWG * 4 warps * kClusterM: lane r < kClusterM of
+//   empty[s]: math -> producer(s). Arrive count BLOCK_M/64 * 4 warps * kClusterM (the ways that consume the
+//             stage's K block): lane r < kClusterM of
 //             every math warp arrives on CTA r's barrier, because with multicast each producer writes
 //             into both CTAs' stage s.
 //   D tile:   math warpgroup -> TMA store, ordered by a per-warpgroup named barrier (id 1 + wg) and
@@ -35,6 +40,7 @@
 //   [D tile: BLOCK_M x BLOCK_N BF16, chunked by kChunkN columns, swizzled]
 //   [A stages: kNumStages x BLOCK_M x 128 B][B stages: kNumStages x BLOCK_N x 128 B]
 //   [SFA stages: kNumStages x BLOCK_M FP32][full barriers][empty barriers][split-K flags: 4 words]
+//   [way hand-off (kKWays > 1, 128-byte aligned): (kKWays - 1) x BLOCK_M x BLOCK_N FP32]
 //
 // Constraints (static_asserts below; the host's can_implement checks the runtime ones): BLOCK_M 64 or
 // 128; BLOCK_N a multiple of 8 in [8, 256] whose tiles touch at most two 128-column SFB blocks; K % 16
@@ -54,13 +60,15 @@
 namespace dg {
 
 template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
-          unsigned int kChunkN>
+          unsigned int kChunkN, unsigned int kKWays = 1>
 struct Sm90Fp8Gemm1d2dConfig {
-    static constexpr unsigned int kNumMathWG = BLOCK_M / 64;
+    static constexpr unsigned int kNumRowWG = BLOCK_M / 64;
+    static constexpr unsigned int kNumMathWG = kNumRowWG * kKWays;
     static constexpr unsigned int kNumMathThreads = kNumMathWG * 128;
     static constexpr unsigned int kNumThreads = kNumMathThreads + 128;
     // Register budgets after setmaxnreg (only applied with two math warpgroups; with one, the launch
-    // bound of 256 threads already allows 255 registers).
+    // bound of 256 threads already allows 255 registers; with three or four, the launch bound's 128 / 102
+    // registers are kept, which the small BLOCK_N of K-way configs fit).
     static constexpr unsigned int kProducerRegs = 40;
     static constexpr unsigned int kMathRegs = 232;
 
@@ -73,7 +81,8 @@ struct Sm90Fp8Gemm1d2dConfig {
     static constexpr unsigned int kOffSfa = kOffB + kNumStages * kTileBBytes;
     static constexpr unsigned int kOffBar = align_up(kOffSfa + kNumStages * kSfaBytes, 8u);
     static constexpr unsigned int kOffFlags = kOffBar + kNumStages * 2 * 8;  // one word per math warpgroup
-    static constexpr unsigned int kSmemBytes = kOffFlags + 16 + 1024;        // + runtime alignment slack
+    static constexpr unsigned int kOffRed = kKWays > 1 ? align_up(kOffFlags + 16, 128u) : kOffFlags + 16;
+    static constexpr unsigned int kSmemBytes = kOffRed + (kKWays - 1) * BLOCK_M * BLOCK_N * 4 + 1024;  // + slack
 
     static constexpr unsigned int gcd128(unsigned int x) {
         return x % 128 == 0 ? 128 : (x % 64 == 0 ? 64 : (x % 32 == 0 ? 32 : (x % 16 == 0 ? 16 : 8)));
@@ -84,19 +93,20 @@ struct Sm90Fp8Gemm1d2dConfig {
     static_assert(BLOCK_N <= 128 + gcd128(BLOCK_N), "a BLOCK_N tile may straddle at most two 128-wide SFB blocks");
     static_assert(kNumStages >= 2 && kNumStages <= 32, "kNumStages must be in [2, 32]");
     static_assert(kClusterM == 1 || kClusterM == 2, "kClusterM must be 1 or 2");
+    static_assert(kKWays >= 1 && kKWays <= 4 && kNumMathWG <= 4, "at most 4 math warpgroups (K ways x row groups)");
     static_assert(kClusterM == 1 || (BLOCK_N / 2) % 8 == 0, "multicast halves of B must be whole 8-row swizzle groups");
     static_assert(kSmemBytes <= 232448, "shared memory budget of one SM90 CTA (227 KiB) exceeded");
     static_assert(kTileABytes % 1024 == 0 && kTileBBytes % 1024 == 0, "stage tiles must keep 1024-byte alignment");
 };
 
 template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
-          unsigned int kChunkN, typename Scheduler>
+          unsigned int kChunkN, unsigned int kKWays, typename Scheduler>
 DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap& tmap_b, const TensorMap& tmap_sfa,
                                        const TensorMap& tmap_d, const float* __restrict__ sfb, unsigned int n,
                                        unsigned int k, epilogue::HeadSplit heads, unsigned int num_splits,
                                        float* __restrict__ workspace, unsigned int* __restrict__ counters,
                                        Scheduler scheduler) {
-    using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>;
+    using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays>;
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
@@ -124,7 +134,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         ptx::tma_prefetch_descriptor(&tmap_d);
         for (unsigned int s = 0; s < kNumStages; ++s) {
             ptx::mbarrier_init(&full_bar[s], 1);
-            ptx::mbarrier_init(&empty_bar[s], Cfg::kNumMathWG * 4 * kClusterM);
+            ptx::mbarrier_init(&empty_bar[s], Cfg::kNumRowWG * 4 * kClusterM);
         }
         ptx::fence_barrier_init();
     }
@@ -139,7 +149,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
     sched::Tile tile;
     if (is_producer_wg) {
         // Role: TMA producer.
-        if constexpr (Cfg::kNumMathWG > 1) ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
+        if constexpr (Cfg::kNumMathWG == 2) ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
         if (warp_in_wg == 0 && lane == 0) {
             const unsigned int rank = kClusterM > 1 ? ptx::cluster_ctarank() : 0;
             unsigned int stage = 0, phase = 0;
@@ -164,13 +174,16 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             }
         }
     } else {
-        // Role: math warpgroup `wg`.
-        if constexpr (Cfg::kNumMathWG > 1) ptx::setmaxnreg_inc<Cfg::kMathRegs>();
+        // Role: math warpgroup `wg` = row group `rg`, K way `way`.
+        if constexpr (Cfg::kNumMathWG == 2) ptx::setmaxnreg_inc<Cfg::kMathRegs>();
+        const unsigned int rg = wg % Cfg::kNumRowWG, way = wg / Cfg::kNumRowWG;
         float accum[Mma::kNumAccum];
         float partial[Mma::kNumAccum];
         const unsigned int row_in_wg = warp_in_wg * 16 + lane / 4;
         const unsigned int num_sfb_rows = ceil_div(n, 128u);
-        unsigned int stage = 0, phase = 0;
+        // K blocks delivered to this CTA's pipeline before the current tile (every way counts all of them:
+        // stage and phase of block kb follow from it).
+        unsigned int delivered = 0;
         while (scheduler.next(tile)) {
             // Which 128-wide SFB block(s) this tile's columns fall in: columns before `split_col` use
             // block sfb_row, the rest block sfb_row + 1 (clamped so a tile at the N edge never reads
@@ -190,14 +203,16 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             // wgmma (C7514: accumulator registers read between the start and the end of a wgmma pipeline
             // stage; C7518 with the barrier wait loop in flight) and measured 1.0-1.4x slower (H100,
             // docs/perf_log.md v7). More chains need more warpgroups, not more arrays per warpgroup.
-            for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
+            for (unsigned int kb = tile.kb_begin + way; kb < tile.kb_end; kb += kKWays) {
+                const unsigned int seq = delivered + (kb - tile.kb_begin);
+                const unsigned int stage = seq % kNumStages, phase = (seq / kNumStages) & 1u;
                 // NOTE: the SFB loads are issued before the barrier wait so their latency hides under it.
                 const float sb0 = __ldg(sfb0 + kb);
                 const float sb1 = __ldg(sfb1 + kb);
                 ptx::mbarrier_wait(&full_bar[stage], phase);
-                const float* sfa = smem_sfa(stage) + wg * 64 + row_in_wg;
+                const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
                 const float sa0 = sfa[0], sa1 = sfa[8];
-                mma::kblock_mma<BLOCK_N>(smem_a(stage) + wg * 64 * mma::kTileRowBytes, smem_b(stage), partial);
+                mma::kblock_mma<BLOCK_N>(smem_a(stage) + rg * 64 * mma::kTileRowBytes, smem_b(stage), partial);
                 // Release the stage (to both CTAs of the cluster when B is multicast).
                 if (lane < kClusterM) {
                     if constexpr (kClusterM == 1)
@@ -206,7 +221,36 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                         ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
                 }
                 mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
-                if (++stage == kNumStages) stage = 0, phase ^= 1;
+            }
+            delivered += tile.kb_end - tile.kb_begin;
+
+            // Step: K-way hand-off. Ways 1.. store their sums (thread-linear float4s: conflict-free), way 0 adds
+            // them; the second barrier keeps a fast way from overwriting its slot before way 0 has read it.
+            if constexpr (kKWays > 1) {
+                const unsigned int tid = warp_in_wg * 32 + lane;
+                auto slot = [&](unsigned int w) {
+                    return reinterpret_cast<float4*>(smem + Cfg::kOffRed) +
+                           ((w - 1) * Cfg::kNumRowWG + rg) * (64 * BLOCK_N / 4);
+                };
+                if (way > 0) {
+#pragma unroll
+                    for (unsigned int q = 0; q < Mma::kNumAccum / 4; ++q)
+                        slot(way)[q * 128 + tid] =
+                            make_float4(accum[4 * q], accum[4 * q + 1], accum[4 * q + 2], accum[4 * q + 3]);
+                }
+                ptx::named_barrier_sync(1 + Cfg::kNumRowWG + rg, 128 * kKWays);
+                if (way == 0) {
+#pragma unroll
+                    for (unsigned int w = 1; w < kKWays; ++w)
+#pragma unroll
+                        for (unsigned int q = 0; q < Mma::kNumAccum / 4; ++q) {
+                            const float4 v = slot(w)[q * 128 + tid];
+                            accum[4 * q] += v.x, accum[4 * q + 1] += v.y, accum[4 * q + 2] += v.z,
+                                accum[4 * q + 3] += v.w;
+                        }
+                }
+                ptx::named_barrier_sync(1 + Cfg::kNumRowWG + rg, 128 * kKWays);
+                if (way > 0) continue;
             }
 
             // Step: split-K fix-up. Every split stores its FP32 partial tile to the workspace, then counts
@@ -217,8 +261,8 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 constexpr unsigned int kSlot = 64 * BLOCK_N;
                 auto slot = [&](unsigned int split) {
                     return workspace +
-                           ((static_cast<unsigned long long>(tile.tile_id) * num_splits + split) * Cfg::kNumMathWG +
-                            wg) *
+                           ((static_cast<unsigned long long>(tile.tile_id) * num_splits + split) * Cfg::kNumRowWG +
+                            rg) *
                                kSlot;
                 };
                 // NOTE: element (q*128 + tid)*4 .. +3 holds accum[4q .. 4q+3] of thread tid: each warp-wide
@@ -229,16 +273,16 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     __stcg(mine + q * 128 + tid,
                            make_float4(accum[4 * q], accum[4 * q + 1], accum[4 * q + 2], accum[4 * q + 3]));
                 __threadfence();
-                ptx::named_barrier_sync(1 + wg, 128);
-                unsigned int* flag = reinterpret_cast<unsigned int*>(smem + Cfg::kOffFlags) + wg;
+                ptx::named_barrier_sync(1 + rg, 128);
+                unsigned int* flag = reinterpret_cast<unsigned int*>(smem + Cfg::kOffFlags) + rg;
                 if (tid == 0) {
-                    unsigned int* counter = counters + tile.tile_id * Cfg::kNumMathWG + wg;
+                    unsigned int* counter = counters + tile.tile_id * Cfg::kNumRowWG + rg;
                     const unsigned int arrived = atomicAdd(counter, 1u);
                     const bool last = arrived == num_splits - 1;
                     if (last) atomicExch(counter, 0u);
                     *flag = last ? 1u : 0u;
                 }
-                ptx::named_barrier_sync(1 + wg, 128);
+                ptx::named_barrier_sync(1 + rg, 128);
                 if (*flag == 0) continue;
                 __threadfence();
                 for (unsigned int other = 0; other < num_splits; ++other) {
@@ -255,15 +299,15 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             // Step: epilogue. Wait until this warpgroup's previous TMA store no longer reads the tile.
             const bool store_thread = warp_in_wg == 0 && lane == 0;
             if (store_thread) ptx::tma_store_wait_read<0>();
-            ptx::named_barrier_sync(1 + wg, 128);
-            epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN>(smem_d, accum, wg, warp_in_wg, lane);
+            ptx::named_barrier_sync(1 + rg, 128);
+            epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN>(smem_d, accum, rg, warp_in_wg, lane);
             ptx::fence_proxy_async_smem();
-            ptx::named_barrier_sync(1 + wg, 128);
+            ptx::named_barrier_sync(1 + rg, 128);
             if (store_thread)
-                epilogue::store_smem_tile<bf16, BLOCK_M, BLOCK_N, kChunkN, false>(&tmap_d, smem_d, wg, tile.d_row,
+                epilogue::store_smem_tile<bf16, BLOCK_M, BLOCK_N, kChunkN, false>(&tmap_d, smem_d, rg, tile.d_row,
                                                                                   tile.rows_valid, n_col0, n, heads);
         }
-        if (warp_in_wg == 0 && lane == 0) ptx::tma_store_wait<0>();
+        if (way == 0 && warp_in_wg == 0 && lane == 0) ptx::tma_store_wait<0>();
     }
 
     // NOTE: neither CTA of a cluster may exit while its peer can still multicast into its shared memory
@@ -276,9 +320,9 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 
 // The dense kernel: one persistent CTA per SM (or fewer), `kGroupM` M blocks per raster band.
 template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
-          unsigned int kChunkN, unsigned int kGroupM>
-__global__ void __launch_bounds__(Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN>::kNumThreads,
-                                  1)
+          unsigned int kChunkN, unsigned int kGroupM, unsigned int kKWays = 1>
+__global__ void __launch_bounds__(
+    Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays>::kNumThreads, 1)
     sm90_fp8_gemm_1d2d_impl(const __grid_constant__ TensorMap tmap_a, const __grid_constant__ TensorMap tmap_b,
                             const __grid_constant__ TensorMap tmap_sfa, const __grid_constant__ TensorMap tmap_d,
                             const float* __restrict__ sfb, unsigned int m, unsigned int n, unsigned int k,
@@ -287,7 +331,7 @@ __global__ void __launch_bounds__(Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumSt
                             unsigned int* __restrict__ counters) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
     using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM>;
-    sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, Sched>(
+    sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays, Sched>(
         tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right}, num_splits,
         workspace, counters, Sched(m, n, k, num_splits));
 #endif
