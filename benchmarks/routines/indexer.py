@@ -4,7 +4,9 @@ Cases and peer times come from the H100 anchors (64 heads, head_dim 128): non-pa
 ks[i] = 0, ke[i] = i + 1 + (seq_len_kv - seq_len); paged with block_kv 64 and context lengths uniform in
 [max/2, max]. FLOPs = 2 * H * D * (scored positions); bytes = every input once plus the scored logits written.
 The non-paged call is timed with clean_logits=True (the -inf fill is fused, so its writes count in "bytes");
-the paged call both without cleaning (DeepGEMM's anchor times its main kernel alone) and with.
+the paged call both without cleaning (DeepGEMM's anchor times its main kernel alone) and with. The metadata kernel is
+a one-CTA launch-bound kernel: "launch floor us" times a 16-byte torch fill the same way (cold L2, CUDA events), the
+floor any single kernel launch pays in this harness.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def _paged_case(ctx, batch: int, next_n: int, max_ctx: int, peer_us: float | Non
     us_clean = ctx.bench(lambda: idx.fp8_paged_mqa_logits(q, cache, w, lens, table, meta, max_ctx,
                                                            clean_logits=True))
     meta_us = ctx.bench(lambda: idx.get_paged_mqa_logits_metadata(lens, BLOCK_KV, sms))
+    tiny = torch.empty(4, dtype=torch.int32, device="cuda")
+    floor_us = ctx.bench(tiny.zero_)
     gbs = (in_bytes + out_bytes) / us / 1e3
     return {
         "op": "fp8_paged_mqa_logits",
@@ -107,6 +111,7 @@ def _paged_case(ctx, batch: int, next_n: int, max_ctx: int, peer_us: float | Non
         "speedup vs DeepGEMM": peer_us / us if peer_us else None,
         "metadata us": meta_us,
         "DeepGEMM metadata us": "-".join(str(x) for x in meta_peer) if meta_peer else None,
+        "launch floor us": floor_us,
     }
 
 

@@ -21,8 +21,12 @@ from dataclasses import dataclass
 
 import torch
 
-# Threads: one producer warpgroup (TMA) plus two math warpgroups that take turns on the key tiles.
-NUM_THREADS = 384
+# Threads: one producer warpgroup (TMA) plus math warpgroups that take turns on the key tiles: two for the prefill
+# kernel (128 accumulators per thread), four for the paged kernel when its query group has at most 128 Q rows (at
+# most 64 accumulators, which fit the 104 registers of four math warpgroups). NOTE: the paged kernel is bound by
+# HBM bandwidth only while its math warpgroups keep up with the loads; a warpgroup's tile is a dependent chain
+# (wait, wgmma, head sum, stores), so more warpgroups in turn raise the tiles per second an SM retires.
+NUM_THREADS = 384  # the prefill kernel (the paged spec carries its own count)
 # Keys per tile (one wgmma M of 64 rows) and per block of the paged cache.
 BLOCK_KV = 64
 # Query rows (query x head) of a non-paged query group: the N of its wgmma (128 or 256). NOTE: 256 reads each key
@@ -32,6 +36,9 @@ Q_ROWS = 256
 # bandwidth, and the bytes in flight per SM (stages x 64 x D) are what hides the memory latency.
 MAX_STAGES = 16
 SMEM_BUDGET = 200 * 1024
+# Metadata kernel threads. NOTE: measured on an H100 (B = 32..128, cold L2): 512 threads (one sequence per thread,
+# rows written in parallel) beat one warp (a few sequences per lane, fewer barriers) by 0.1-0.4 us; the pass over
+# its run is a dependent chain per thread, so more threads are shorter chains.
 METADATA_THREADS = 512
 
 
@@ -65,6 +72,7 @@ class KernelSpec:
     kernel: str
     signature: tuple[str, ...]
     stages: int = 0  # key-tile stages of the logits kernels (0 for the metadata kernel)
+    threads: int = NUM_THREADS  # threads per CTA
 
 
 def mqa_logits_spec(heads: int, head_dim: int) -> KernelSpec:
@@ -79,33 +87,44 @@ def mqa_logits_spec(heads: int, head_dim: int) -> KernelSpec:
     )
 
 
-def paged_mqa_logits_spec(next_n: int, heads: int, head_dim: int) -> KernelSpec:
-    stages = num_stages(next_n * heads, head_dim, heads, next_n)
+def paged_math_warpgroups(next_n: int, heads: int) -> int:
+    return 4 if next_n * heads <= 128 else 2
+
+
+def paged_mqa_logits_spec(next_n: int, heads: int, head_dim: int, stages: int | None = None,
+                          math_warpgroups: int | None = None) -> KernelSpec:
+    stages = stages or num_stages(next_n * heads, head_dim, heads, next_n)
+    wgs = math_warpgroups or paged_math_warpgroups(next_n, heads)
     return KernelSpec(
         name="sm90_fp8_paged_mqa_logits",
         include="dg_indexer/impls/sm90_fp8_paged_mqa_logits.cuh",
-        kernel=f"dg::indexer::sm90_fp8_paged_mqa_logits_impl<{next_n}, {heads}, {head_dim}, {stages}>",
+        kernel=f"dg::indexer::sm90_fp8_paged_mqa_logits_impl<{next_n}, {heads}, {head_dim}, {stages}, {wgs}>",
         # q map, kv map, weights map, scale map, num_blocks, context_lens, block_table, table row pitch, table width,
         # schedule_meta, out, out row stride, batch, max_context_len, clean
         signature=("tmap", "tmap", "tmap", "tmap", "u32", "ptr", "ptr", "u64", "u32", "ptr", "ptr", "u64", "u32",
                    "u32", "u32"),
         stages=stages,
+        threads=128 * (1 + wgs),
     )
 
 
-def metadata_spec() -> KernelSpec:
+def metadata_spec(threads: int = METADATA_THREADS, split: int = 4 * BLOCK_KV) -> KernelSpec:
+    """The metadata instance for `threads` threads; the split size (4 * block_kv) is compiled in when it is the
+    paged kernel's (256), else it is a kernel argument."""
+    fixed = split if split == 4 * BLOCK_KV else 0
     return KernelSpec(
         name="smxx_paged_mqa_logits_metadata",
         include="dg_indexer/impls/smxx_paged_mqa_logits_metadata.cuh",
-        kernel=f"dg::indexer::smxx_paged_mqa_logits_metadata_impl<{METADATA_THREADS}>",
+        kernel=f"dg::indexer::smxx_paged_mqa_logits_metadata_impl<{threads}, {fixed}>",
         # context_lens, batch, split tokens, num_sms, out
         signature=("ptr", "u32", "u32", "u32", "ptr"),
+        threads=threads,
     )
 
 
 def all_specs() -> list[KernelSpec]:
     """Every instance the package can launch (used by the compile test)."""
-    specs = [metadata_spec()]
+    specs = [metadata_spec(METADATA_THREADS, split) for split in (4 * BLOCK_KV, 0)]
     for h in (32, 64, 128):
         for d in (32, 64, 128):
             specs.append(mqa_logits_spec(h, d))

@@ -55,7 +55,7 @@ def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num
     batch = context_lens.shape[0]
     out = torch.empty(num_sms + 1, 2, dtype=torch.int32, device=device)
     with _jit.device_guard(device):
-        kernel = _jit.kernel_for(_jit.metadata_spec())
+        kernel = _jit.kernel_for(_jit.metadata_spec(_jit.METADATA_THREADS, 4 * block_kv))
         kernel.launch(grid=(1, 1, 1), block=(_jit.METADATA_THREADS, 1, 1),
                       args=(context_lens, batch, 4 * block_kv, num_sms, out), smem=0)
     return out
@@ -201,7 +201,7 @@ def fp8_paged_mqa_logits(
                                 byte_offset=BLOCK_KV * dim, dtype=torch.float32)
         grid = schedule_meta.shape[0] - 1
         smem = _jit.smem_bytes(next_n * heads, dim, heads, next_n, spec.stages)
-        kernel.launch(grid=(grid, 1, 1), block=(_jit.NUM_THREADS, 1, 1),
+        kernel.launch(grid=(grid, 1, 1), block=(spec.threads, 1, 1),
                       args=(q_map, kv_map, w_map, s_map, num_blocks, context_lens, block_table,
                             block_table.stride(0), block_table.shape[1], schedule_meta, out, buffer.stride(0),
                             batch, max_context_len, int(clean_logits)),

@@ -60,8 +60,11 @@ struct GroupRange {
     }
 };
 
+// Two math warpgroups: the 256-row query group keeps 128 accumulators per thread.
+using MqaPrefillRoles = MqaRoles<2>;
+
 template <unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kQRows, unsigned int kNumStages>
-__global__ void __launch_bounds__(kNumThreads, 1)
+__global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     sm90_fp8_mqa_logits_impl(const __grid_constant__ TensorMap q_map, const __grid_constant__ TensorMap k_map,
                              const __grid_constant__ TensorMap w_map, const __grid_constant__ TensorMap s_map,
                              const int* __restrict__ ks, const int* __restrict__ ke, float* __restrict__ out,
@@ -75,7 +78,10 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     extern __shared__ __align__(1024) unsigned char smem[];
     // NOTE: the swizzled tiles need a 1024-byte aligned base and the host must have provided the whole map.
     trap_unless(dynamic_smem_size() >= Layout::kSmemBytes && ptx::smem_addr(smem) % 1024 == 0);
-    const MqaBarriers<kNumStages> bars(reinterpret_cast<unsigned long long*>(smem + Layout::kBarrierOffset));
+    using Roles = MqaPrefillRoles;
+    constexpr unsigned int kNumMathThreads = Roles::kNumMathThreads;
+    const MqaBarriers<kNumStages, kNumMathThreads> bars(
+        reinterpret_cast<unsigned long long*>(smem + Layout::kBarrierOffset));
     if (threadIdx.x == 0) {
         ptx::tma_prefetch_descriptor(&q_map);
         ptx::tma_prefetch_descriptor(&k_map);
@@ -118,7 +124,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     }
 
     // Step: math warpgroups.
-    ptx::setmaxnreg_inc<kMathRegisters>();
+    ptx::setmaxnreg_inc<Roles::kMathRegisters>();
     const unsigned int math_idx = role - kMathWarpgroup0;
     const unsigned int math_tid = threadIdx.x - kMathWarpgroup0 * 128;  // 0 .. 255 over both warpgroups
     const unsigned int row0 = accum_row0();
@@ -136,7 +142,7 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         ptx::mbarrier_wait(bars.q_full + slot, parity);
 
         for (unsigned int t = 0; t < range.num_tiles; ++t, ++tile) {
-            if (tile % kNumMathWarpgroups != math_idx) continue;
+            if (tile % Roles::kNumMathWarpgroups != math_idx) continue;
             const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
             const unsigned int key0 = range.first_key + t * kBlockKV + row0;
             ptx::mbarrier_wait(bars.k_full + stage, phase);

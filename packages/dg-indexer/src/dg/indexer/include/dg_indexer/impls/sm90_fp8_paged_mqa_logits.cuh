@@ -11,9 +11,18 @@
 // Work split: schedule_meta (from smxx_paged_mqa_logits_metadata) gives CTA c the (batch, 256-token split)
 // items from row c up to row c + 1. A CTA turns its items into segments: one batch and a run of its 64-token
 // blocks. Per segment the Q rows (next_n * H) and weights are loaded once; each block is one key tile, and tile
-// t of the CTA's sequence goes to math warpgroup t % 2 (roles, pipelines and the shared memory map in
+// t of the CTA's sequence goes to math warpgroup t % M (roles, pipelines and the shared memory map in
 // sm90_mqa_logits_common.cuh, with kNumQ = next_n). The CTA that owns a batch's last split also writes the
 // row tails past the last block; batches without any split are cleaned by CTA b % gridDim.x.
+//
+// Math warpgroups M (kNumMathWarpgroups, 640 threads with four, 384 with two): four whenever next_n * H <= 128
+// (at most 64 accumulators per thread, 104 registers). NOTE: a math warpgroup's tile is a dependent chain (wait,
+// wgmma, head sum, stores); on an H100 four in turn retire tiles 2-4% faster than two (measured on the three
+// benchmark cases). The pipeline alone (math removed) reaches about 81% of the copy bandwidth: the remaining gap is
+// in the loads, not the math; more key stages (20, 22) did not help, 12 was 0.4-2% faster than 16.
+//
+// Start-up: the first 32 block ids of the CTA are loaded from its schedule row alone, in parallel with the context
+// length that the walk needs, so the first key tile is requested one memory latency earlier.
 //
 // Guards (bad values never cause an out-of-bounds access or an endless loop): L is clamped to
 // [0, min(max_context_len, 64 * table_width)]; schedule rows are clamped to [0, B]; the item walk advances the
@@ -101,8 +110,9 @@ DG_DEVICE void fill_tail(float* row, unsigned int from, unsigned int max_context
         row[c] = static_cast<long long>(c) <= last ? quiet_nan() : neg_inf();
 }
 
-template <unsigned int kNextN, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages>
-__global__ void __launch_bounds__(kNumThreads, 1)
+template <unsigned int kNextN, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages,
+          unsigned int kNumMathWarpgroups>
+__global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
     sm90_fp8_paged_mqa_logits_impl(const __grid_constant__ TensorMap q_map, const __grid_constant__ TensorMap kv_map,
                                    const __grid_constant__ TensorMap w_map, const __grid_constant__ TensorMap s_map,
                                    unsigned int num_blocks, const int* __restrict__ context_lens,
@@ -113,11 +123,16 @@ __global__ void __launch_bounds__(kNumThreads, 1)
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
     static_assert(kNextN == 1 || kNextN == 2, "next_n must be 1 or 2");
     using Layout = MqaLayout<kNextN, kNumHeads, kHeadDim, kNumStages>;
+    using Roles = MqaRoles<kNumMathWarpgroups>;
+    constexpr unsigned int kNumMathThreads = Roles::kNumMathThreads;
+    static_assert(kNumMathWarpgroups == 2 || Layout::kQRows <= 128,
+                  "four math warpgroups hold at most 64 accumulators per thread (104 registers)");
 
     extern __shared__ __align__(1024) unsigned char smem[];
     // NOTE: the swizzled tiles need a 1024-byte aligned base and the host must have provided the whole map.
     trap_unless(dynamic_smem_size() >= Layout::kSmemBytes && ptx::smem_addr(smem) % 1024 == 0);
-    const MqaBarriers<kNumStages> bars(reinterpret_cast<unsigned long long*>(smem + Layout::kBarrierOffset));
+    const MqaBarriers<kNumStages, kNumMathThreads> bars(
+        reinterpret_cast<unsigned long long*>(smem + Layout::kBarrierOffset));
     if (threadIdx.x == 0) {
         ptx::tma_prefetch_descriptor(&q_map);
         ptx::tma_prefetch_descriptor(&kv_map);
@@ -139,6 +154,12 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         const unsigned int lane = lane_idx();
         int* stage_ok = reinterpret_cast<int*>(smem + Layout::kFlagOffset);
         PagedWalker walker(schedule_meta, batch);
+        // NOTE: the first block ids are fetched before the first segment is known: they depend only on the
+        // schedule row, so their load overlaps the context-length load that the walker needs (one memory latency
+        // less before the first key tile is requested). Used only if the first segment starts there.
+        const unsigned int pre_b = walker.b, pre_blk = walker.s * kPagedSplitBlocks;
+        const bool pre_ok = pre_b < batch && pre_blk + lane < table_width;
+        const int pre_id = pre_ok ? __ldg(block_table + pre_b * table_stride + pre_blk + lane) : -1;
         PagedSegment seg;
         unsigned int tile = 0, iter = 0;
         while (walker.next(params, seg)) {
@@ -155,7 +176,8 @@ __global__ void __launch_bounds__(kNumThreads, 1)
             const int* table_row = block_table + seg.b * table_stride;
             for (unsigned int base = seg.blk_lo; base < seg.blk_hi; base += 32) {
                 const unsigned int count = min_of(32u, seg.blk_hi - base);
-                const int my_id = lane < count ? __ldg(table_row + base + lane) : -1;
+                const bool prefetched = iter == 0 && base == seg.blk_lo && seg.b == pre_b && seg.blk_lo == pre_blk;
+                const int my_id = lane >= count ? -1 : (prefetched ? pre_id : __ldg(table_row + base + lane));
                 for (unsigned int i = 0; i < count; ++i, ++tile) {
                     const int id = __shfl_sync(0xffffffffu, my_id, i);
                     const bool ok = id >= 0 && static_cast<unsigned int>(id) < num_blocks;
@@ -183,9 +205,9 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     }
 
     // Step: math warpgroups.
-    ptx::setmaxnreg_inc<kMathRegisters>();
+    ptx::setmaxnreg_inc<Roles::kMathRegisters>();
     const unsigned int math_idx = role - kMathWarpgroup0;
-    const unsigned int math_tid = threadIdx.x - kMathWarpgroup0 * 128;  // 0 .. 255 over both warpgroups
+    const unsigned int math_tid = threadIdx.x - kMathWarpgroup0 * 128;  // 0 .. kNumMathThreads - 1
     const unsigned int row0 = accum_row0();
     const float ninf = neg_inf(), nan = quiet_nan();
     const int* stage_ok = reinterpret_cast<const int*>(smem + Layout::kFlagOffset);

@@ -10,20 +10,21 @@
 // sum over the thread's accumulator columns of that query followed by two xor shuffles inside each quad of
 // lanes (the four lanes that share an accumulator row).
 //
-// Warp roles (384 threads):
-//     warpgroup 0  kTmaWarpgroup     one lane of its first warp issues every TMA load (in the paged kernel
-//                                    the whole warp walks the work and its lanes fetch block ids); the other
-//                                    warps retire at once; 40 registers per thread
-//     warpgroup 1  kMathWarpgroup0   tiles 0, 2, 4, ... of the CTA's tile sequence; 232 registers
-//     warpgroup 2  kMathWarpgroup1   tiles 1, 3, 5, ...
-// The two math warpgroups take turns: while one runs its ReLU-weighted head sum on the CUDA cores the other
-// one's wgmma keeps the tensor cores busy.
+// Warp roles (128 * (1 + M) threads, M = MqaRoles::kNumMathWarpgroups: 2 for the prefill kernel, 4 for the
+// paged kernel when its accumulators fit 104 registers):
+//     warpgroup 0      kTmaWarpgroup     one lane of its first warp issues every TMA load (in the paged kernel
+//                                        the whole warp walks the work and its lanes fetch block ids); the other
+//                                        warps retire at once; 40 registers per thread
+//     warpgroup 1 + m  math warpgroup m  tiles m, m + M, m + 2M, ... of the CTA's tile sequence; 232 registers
+//                                        (M = 2) or 104 (M = 4)
+// The math warpgroups take turns: while one runs its ReLU-weighted head sum on the CUDA cores another one's
+// wgmma keeps the tensor cores busy.
 //
 // Pipelines (producer -> consumer, arrive counts):
 //     k_full[s]   TMA (1 arrive + 64*D + 256 tx bytes)   -> math warpgroup owning the tile (keys and scales)
 //     k_empty[s]  the owning math warpgroup (128 arrives) -> TMA
-//     q_full[i]   TMA (1 arrive + Q and weight bytes)     -> both math warpgroups           (i = 0, 1)
-//     q_empty[i]  both math warpgroups (256 arrives)      -> TMA
+//     q_full[i]   TMA (1 arrive + Q and weight bytes)     -> every math warpgroup           (i = 0, 1)
+//     q_empty[i]  every math warpgroup (128 * M arrives)  -> TMA
 //
 // Shared memory map (bytes, every tile 1024-aligned):
 //     [q slot 0 | q slot 1]          2 x kQRows * D        FP8 Q rows of one query group
@@ -45,18 +46,30 @@
 
 namespace dg::indexer {
 
-constexpr unsigned int kNumThreads = 384;
 constexpr unsigned int kBlockKV = 64;  // keys per tile: the M of one wgmma
 constexpr unsigned int kWgmmaK = 32;   // K of one FP8 wgmma
 constexpr unsigned int kTmaWarpgroup = 0;
 constexpr unsigned int kMathWarpgroup0 = 1;
-constexpr unsigned int kMathWarpgroup1 = 2;
-constexpr unsigned int kNumMathWarpgroups = 2;
-constexpr unsigned int kNumMathThreads = kNumMathWarpgroups * 128;
 constexpr unsigned int kTmaRegisters = 40;
-constexpr unsigned int kMathRegisters = 232;
-static_assert(kTmaRegisters * 128 + kMathRegisters * kNumMathThreads <= 65536,
-              "register budget of the three warpgroups exceeds the 64K registers of an SM");
+
+// Thread counts and register budgets of a kernel with kNumMathWarpgroups math warpgroups after the TMA one.
+template <unsigned int kNumMathWarpgroups_>
+struct MqaRoles {
+    static constexpr unsigned int kNumMathWarpgroups = kNumMathWarpgroups_;
+    static constexpr unsigned int kNumMathThreads = kNumMathWarpgroups * 128;
+    static constexpr unsigned int kNumThreads = 128 + kNumMathThreads;
+    // Registers per thread at launch: __launch_bounds__(kNumThreads, 1) caps them at 64K / kNumThreads (in
+    // multiples of 8), and ptxas takes the cap when the kernel uses setmaxnreg.
+    static constexpr unsigned int kLaunchRegisters = 65536u / kNumThreads / 8 * 8;
+    // NOTE: setmaxnreg only moves registers inside the CTA's launch allocation: what the TMA warpgroup gives back
+    // is shared by the math warpgroups, and asking for more than the pool holds blocks setmaxnreg.inc forever.
+    // 232 with two math warpgroups (168 at launch), 104 with four (96 at launch).
+    static constexpr unsigned int kMathRegisters =
+        min_of(232u, (kLaunchRegisters * kNumThreads - kTmaRegisters * 128) / kNumMathThreads / 8 * 8);
+    static_assert(kNumMathWarpgroups == 2 || kNumMathWarpgroups == 4, "two or four math warpgroups");
+    static_assert(kTmaRegisters * 128 + kMathRegisters * kNumMathThreads <= kLaunchRegisters * kNumThreads,
+                  "register budget of the warpgroups exceeds the CTA's launch allocation");
+};
 
 template <unsigned int kNumQ, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages>
 struct MqaLayout {
@@ -108,7 +121,7 @@ DG_DEVICE void trap_unless(bool ok) {
 }
 
 // Barriers of one CTA, carved out of the barrier region of the map above.
-template <unsigned int kNumStages>
+template <unsigned int kNumStages, unsigned int kNumMathThreads>
 struct MqaBarriers {
     unsigned long long* k_full;
     unsigned long long* k_empty;
