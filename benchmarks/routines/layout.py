@@ -102,10 +102,12 @@ def _cast_rows(ctx, torch, L, reference):
         q, sf = L.per_block_cast_to_fp8(w, True)
         rows.append(_row(ctx, "per_block_cast_to_fp8 ue8m0 (weight)", "bfloat16", _nbytes(w, q, sf),
                          L.per_block_cast_to_fp8, reference.per_block_cast_to_fp8, (w, True)))
-    kv = torch.randn(65536, 128, device="cuda", dtype=torch.bfloat16)
-    q, sf = L.per_custom_dims_cast_to_fp8(kv, (0,), False)
-    rows.append(_row(ctx, "per_custom_dims_cast_to_fp8 dims=(0,)", "bfloat16", _nbytes(kv, q, sf),
-                     L.per_custom_dims_cast_to_fp8, reference.per_custom_dims_cast_to_fp8, (kv, (0,), False)))
+    # A 65536-token KV cache (host-bound at this size) and 2^20 tokens (256 MB, bandwidth-bound).
+    for tokens in (65536, 1 << 20):
+        kv = torch.randn(tokens, 128, device="cuda", dtype=torch.bfloat16)
+        q, sf = L.per_custom_dims_cast_to_fp8(kv, (0,), False)
+        rows.append(_row(ctx, "per_custom_dims_cast_to_fp8 dims=(0,)", "bfloat16", _nbytes(kv, q, sf),
+                         L.per_custom_dims_cast_to_fp8, reference.per_custom_dims_cast_to_fp8, (kv, (0,), False)))
     return rows
 
 
