@@ -127,9 +127,9 @@ def _transform_rows(ctx, torch, L, reference):
                          L.get_mn_major_tma_aligned_packed_ue8m0_tensor,
                          reference.mn_major_tma_aligned_packed_ue8m0, (pow2,)))
     # SM100 rule 4: 128x128 weight scales of 32 local / 256 (all DeepSeek-V3) MoE experts [G, 4096, 7168]
-    # broadcast to rows and packed.
+    # broadcast to rows and packed; 1024 groups (235 MB out, not a DeepSeek shape) measures its bandwidth.
     n, k = 4096, 7168
-    for g in (32, 256):
+    for g in (32, 256, 1024):
         sfb = torch.pow(2.0, torch.randint(-20, 5, (g, n // 128, k // 128), device="cuda").float())
         out = L.transform_sf_into_required_layout(sfb, n, k, (1, 128, 128), num_groups=g, arch=100)
         rows.append(_row(ctx, f"transform_sf_into_required_layout sm100 128x128 ({g}x{n}x{k} weights)", "float32",
