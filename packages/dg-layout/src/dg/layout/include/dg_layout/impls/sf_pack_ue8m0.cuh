@@ -15,7 +15,7 @@
 // word stores per thread, a warp writing 128 consecutive bytes of one output column.
 // Broadcast path (row_div a multiple of 64, i.e. rule 4): no shared memory, no barriers; a warp job is (group,
 // input row, 4 packed columns): 16 independent loads (the same addresses in every lane), four words, then the
-// warp writes them to the input row's row_div output rows (512-byte stores where aligned). Warps stride over the jobs
+// warp writes them to the input row's row_div output rows (128-byte stores). Warps stride over the jobs
 // (< 2^31, checked by the host); a job writes 2 KiB for one load round trip, so few jobs per SM hide the latency.
 // Shared memory: the tile's exponent bytes, rows padded to 68 bytes (17 words: the word-per-row reads of the
 // store are conflict-free). Every byte of the tile is written each time (0 past the edge), so no zeroing pass.
@@ -64,21 +64,7 @@ __device__ __forceinline__ void pack_ue8m0_broadcast(const float* in, int* out, 
         const int rows = static_cast<int>(mn - first < row_div ? mn - first : row_div);
         const int cols = static_cast<int>(packed - p0 < kBroadcastWords ? packed - p0 : kBroadcastWords);
         int* dst = out + g * packed * tma_mn + p0 * tma_mn + first;
-        // NOTE: 16-byte stores (a warp writes 512 contiguous bytes per instruction) when the column starts and
-        // pitch allow; the 4-byte stores measured 78% of copy bandwidth on a 235 MB output (H100).
-        int head = 0;
-        if (((reinterpret_cast<unsigned long long>(dst) | static_cast<unsigned long long>(tma_mn) * 4) & 15) == 0) {
-            head = rows & ~3;
-            for (int i = lane * 4; i < head; i += 128) {
-#pragma unroll
-                for (int c = 0; c < kBroadcastWords; ++c)
-                    if (c < cols) {
-                        const int w = static_cast<int>(words[c]);
-                        *reinterpret_cast<int4*>(dst + c * tma_mn + i) = make_int4(w, w, w, w);
-                    }
-            }
-        }
-        for (int i = head + lane; i < rows; i += 32) {
+        for (int i = lane; i < rows; i += 32) {
 #pragma unroll
             for (int c = 0; c < kBroadcastWords; ++c)
                 if (c < cols) dst[c * tma_mn + i] = static_cast<int>(words[c]);
