@@ -21,6 +21,7 @@
 #include "../common/utils.cuh"
 #include "../epilogue/sm90_smem_tile.cuh"
 #include "../mma/sm90_fp8_kblock.cuh"
+#include "../pipeline/sm90_tma_producer.cuh"
 #include "../ptx/mbarrier.cuh"
 #include "../ptx/sync.cuh"
 #include "../ptx/tma.cuh"
@@ -95,48 +96,23 @@ DG_DEVICE void sm90_fp8_gemm_1d1d_body(const TensorMap& tmap_a, const TensorMap&
         ptx::tma_prefetch_descriptor(&tmap_sfa);
         ptx::tma_prefetch_descriptor(&tmap_sfb);
         ptx::tma_prefetch_descriptor(&tmap_d);
-        for (unsigned int s = 0; s < kNumStages; ++s) {
-            ptx::mbarrier_init(&full_bar[s], 1);
-            ptx::mbarrier_init(&empty_bar[s], Cfg::kNumMathWG * 4 * kClusterM);
-        }
-        ptx::fence_barrier_init();
+        pipeline::init_stage_barriers<kNumStages>(full_bar, empty_bar, Cfg::kNumMathWG * 4 * kClusterM);
     }
-    if constexpr (kClusterM > 1)
-        ptx::cluster_sync();
-    else
-        __syncthreads();
+    pipeline::sync_cta_or_cluster<kClusterM>();
     ptx::grid_dependency_wait();
 
     sched::Tile tile;
     if (is_producer_wg) {
         // Role: TMA producer.
         if constexpr (Cfg::kNumMathWG > 1) ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
-        if (warp_in_wg == 0 && lane == 0) {
-            const unsigned int rank = kClusterM > 1 ? ptx::cluster_ctarank() : 0;
-            unsigned int stage = 0, phase = 0;
-            while (scheduler.next(tile)) {
-                for (unsigned int kb = tile.kb_begin; kb < tile.kb_end; ++kb) {
-                    ptx::mbarrier_wait(&empty_bar[stage], phase ^ 1);
-                    unsigned long long* bar = &full_bar[stage];
-                    ptx::mbarrier_arrive_expect_tx(
-                        bar, Cfg::kTileABytes + Cfg::kTileBBytes + Cfg::kSfaBytes + Cfg::kSfbTxBytes);
-                    const int k0 = static_cast<int>(kb * mma::kBlockK);
-                    ptx::tma_load_2d(smem_a(stage), &tmap_a, bar, k0, static_cast<int>(tile.a_row));
-                    if constexpr (kClusterM == 1) {
-                        ptx::tma_load_2d(smem_b(stage), &tmap_b, bar, k0, static_cast<int>(tile.b_row));
-                    } else {
-                        constexpr unsigned int kHalf = BLOCK_N / 2;
-                        ptx::tma_load_2d_multicast(smem_b(stage) + rank * kHalf * mma::kTileRowBytes, &tmap_b, bar, k0,
-                                                   static_cast<int>(tile.b_row + rank * kHalf), 0x3);
-                    }
-                    ptx::tma_load_2d(smem_sfa(stage), &tmap_sfa, bar, static_cast<int>(tile.a_row),
-                                     static_cast<int>(kb));
-                    ptx::tma_load_2d(smem_sfb(stage), &tmap_sfb, bar, static_cast<int>(tile.b_row),
-                                     static_cast<int>(kb));
-                    if (++stage == kNumStages) stage = 0, phase ^= 1;
-                }
-            }
-        }
+        if (warp_in_wg == 0 && lane == 0)
+            pipeline::run_tma_producer<BLOCK_N, kNumStages, kClusterM,
+                                       Cfg::kTileABytes + Cfg::kTileBBytes + Cfg::kSfaBytes + Cfg::kSfbTxBytes>(
+                scheduler, tmap_a, tmap_b, full_bar, empty_bar, smem_a, smem_b,
+                [&](unsigned int stage, unsigned long long* bar, const sched::Tile& t, unsigned int kb) {
+                    ptx::tma_load_2d(smem_sfa(stage), &tmap_sfa, bar, static_cast<int>(t.a_row), static_cast<int>(kb));
+                    ptx::tma_load_2d(smem_sfb(stage), &tmap_sfb, bar, static_cast<int>(t.b_row), static_cast<int>(kb));
+                });
     } else {
         // Role: math warpgroup `wg`.
         if constexpr (Cfg::kNumMathWG > 1) ptx::setmaxnreg_inc<Cfg::kMathRegs>();
