@@ -146,7 +146,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         if constexpr (Cfg::kNumMathWG == 2) ptx::setmaxnreg_dec<Cfg::kProducerRegs>();
         if (warp_in_wg == 0 && lane == 0)
             pipeline::run_tma_producer<BLOCK_N, kNumStages, kClusterM,
-                                       Cfg::kTileABytes + Cfg::kTileBBytes + Cfg::kSfaBytes>(
+                                       Cfg::kTileABytes + Cfg::kTileBBytes + Cfg::kSfaBytes, true>(
                 scheduler, tmap_a, tmap_b, full_bar, empty_bar, smem_a, smem_b,
                 [&](unsigned int stage, unsigned long long* bar, const sched::Tile& t, unsigned int kb) {
                     ptx::tma_load_2d(smem_sfa(stage), &tmap_sfa, bar, static_cast<int>(t.a_row), static_cast<int>(kb));

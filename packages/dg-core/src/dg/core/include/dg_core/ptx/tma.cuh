@@ -22,6 +22,23 @@ DG_DEVICE void tma_load_2d(void* smem_dst, const TensorMap* desc, unsigned long 
         : "memory");
 }
 
+// An L2 cache policy that marks lines as first to evict (for data read once, e.g. a weight streamed by a small-M
+// GEMM), for the `.L2::cache_hint` forms below.
+DG_DEVICE unsigned long long l2_policy_evict_first() {
+    unsigned long long policy;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    return policy;
+}
+
+DG_DEVICE void tma_load_2d_hint(void* smem_dst, const TensorMap* desc, unsigned long long* bar, int c0, int c1,
+                                unsigned long long policy) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], "
+        "[%1, {%3, %4}], [%2], %5;" ::"r"(smem_addr(smem_dst)),
+        "l"(reinterpret_cast<unsigned long long>(desc)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "l"(policy)
+        : "memory");
+}
+
 DG_DEVICE void tma_load_3d(void* smem_dst, const TensorMap* desc, unsigned long long* bar, int c0, int c1, int c2) {
     asm volatile(
         "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], "
