@@ -365,6 +365,38 @@ static CUfunction load_kernel(const std::string& dir, const std::string& inst) {
     return f[0];
 }
 
+// Launch configuration of one config (stream 0): cluster attribute in `attr`, dynamic shared memory raised, and a
+// multicast grid capped at the driver's count of co-resident clusters. NOTE: clusters must fit in one GPC; with
+// ~all of an SM's shared memory per CTA fewer than num_sms / 2 clusters may be co-resident, and a persistent grid
+// larger than that runs in 2 waves.
+static CUlaunchConfig launch_config(CUfunction fn, const Sm90Fp8Config& c, CUlaunchAttribute* attr,
+                                    bool print_clusters = false) {
+    CU(DRV(cuFuncSetAttribute)(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, c.smem_bytes));
+    attr[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr[0].value.clusterDim.x = c.cluster_m;
+    attr[0].value.clusterDim.y = 1;
+    attr[0].value.clusterDim.z = 1;
+    CUlaunchConfig lc{};
+    lc.gridDimX = c.num_ctas;
+    lc.gridDimY = 1;
+    lc.gridDimZ = 1;
+    lc.blockDimX = c.threads;
+    lc.blockDimY = 1;
+    lc.blockDimZ = 1;
+    lc.sharedMemBytes = c.smem_bytes;
+    lc.hStream = 0;
+    lc.attrs = attr;
+    lc.numAttrs = 1;
+    if (c.cluster_m > 1) {
+        int max_clusters = 0;
+        CU(DRV(cuOccupancyMaxActiveClusters)(&max_clusters, fn, &lc));
+        if (max_clusters > 0 && lc.gridDimX > unsigned(max_clusters) * c.cluster_m)
+            lc.gridDimX = max_clusters * c.cluster_m;
+        if (print_clusters) std::printf("max active clusters %d\n", max_clusters);
+    }
+    return lc;
+}
+
 // DG_REPS=n overrides the number of timed launches (e.g. 3 under compute-sanitizer); the first 2 are warm-up.
 static int num_reps(int dflt) {
     const char* v = getenv("DG_REPS");
@@ -409,28 +441,8 @@ static bool run_1d1d(const Case& cs, const Sm90Fp8Config& c, CUfunction fn, Ctx&
     CUtensorMap td = tmap2d(d, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, n, m, size_t(n) * 4, c.chunk_n, 64, sw);
     unsigned int um = m, un = n, uk = k, usp = c.num_splits;
     void* params[] = {&ta, &tb, &tsfa, &tsfb, &td, &um, &un, &uk, &usp};
-    CU(DRV(cuFuncSetAttribute)(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, c.smem_bytes));
     CUlaunchAttribute attr[1];
-    attr[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    attr[0].value.clusterDim.x = c.cluster_m;
-    attr[0].value.clusterDim.y = 1;
-    attr[0].value.clusterDim.z = 1;
-    CUlaunchConfig lc{};
-    lc.gridDimX = c.num_ctas;
-    lc.gridDimY = 1;
-    lc.gridDimZ = 1;
-    lc.blockDimX = c.threads;
-    lc.blockDimY = 1;
-    lc.blockDimZ = 1;
-    lc.sharedMemBytes = c.smem_bytes;
-    lc.attrs = attr;
-    lc.numAttrs = 1;
-    if (c.cluster_m > 1) {
-        int max_clusters = 0;
-        CU(DRV(cuOccupancyMaxActiveClusters)(&max_clusters, fn, &lc));
-        if (max_clusters > 0 && lc.gridDimX > unsigned(max_clusters) * c.cluster_m)
-            lc.gridDimX = max_clusters * c.cluster_m;
-    }
+    CUlaunchConfig lc = launch_config(fn, c, attr);
     ctas = lc.gridDimX;
     CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
     CK(cudaGetLastError());
@@ -581,33 +593,9 @@ int main(int argc, char** argv) {
             continue;
         }
         void* params[] = {&ta, &tb, &tsfa, &td, &sfb, &um, &un, &uk, &hl, &hm, &hr, &us_, &workspace, &counters};
-        CU(DRV(cuFuncSetAttribute)(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, c.smem_bytes));
         CUlaunchAttribute attr[1];
-        attr[0].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-        attr[0].value.clusterDim.x = c.cluster_m;
-        attr[0].value.clusterDim.y = 1;
-        attr[0].value.clusterDim.z = 1;
-        CUlaunchConfig lc{};
-        lc.gridDimX = c.num_ctas;
-        lc.gridDimY = 1;
-        lc.gridDimZ = 1;
-        lc.blockDimX = c.threads;
-        lc.blockDimY = 1;
-        lc.blockDimZ = 1;
-        lc.sharedMemBytes = c.smem_bytes;
-        lc.hStream = 0;
-        lc.attrs = attr;
-        lc.numAttrs = 1;
-        if (c.cluster_m > 1) {
-            // NOTE: clusters must fit in one GPC; with ~all of an SM's shared memory per CTA fewer than
-            // num_sms / 2 clusters may be co-resident, and a persistent grid larger than that runs in 2 waves.
-            int max_clusters = 0;
-            CU(DRV(cuOccupancyMaxActiveClusters)(&max_clusters, fn, &lc));
-            if (max_clusters > 0 && lc.gridDimX > unsigned(max_clusters) * c.cluster_m)
-                lc.gridDimX = max_clusters * c.cluster_m;
-            if (getenv("DG_CTAS")) lc.gridDimX = atoi(getenv("DG_CTAS"));
-            std::printf("max active clusters %d\n", max_clusters);
-        }
+        CUlaunchConfig lc = launch_config(fn, c, attr, true);
+        if (c.cluster_m > 1 && getenv("DG_CTAS")) lc.gridDimX = atoi(getenv("DG_CTAS"));
         CU(DRV(cuLaunchKernelEx)(&lc, fn, params, nullptr));
         CK(cudaGetLastError());
         CK(cudaDeviceSynchronize());

@@ -35,6 +35,13 @@ DG_HOST_DEVICE constexpr bool is_pow2(unsigned int x) {
     return x != 0 && (x & (x - 1)) == 0;
 }
 
+// The dynamic shared-memory window rounded up to 1024 bytes. NOTE: the window is only guaranteed 16-byte
+// aligned, and 128-byte swizzled TMA/wgmma tiles need 1024; kernels reserve 1024 bytes of slack for this.
+DG_DEVICE unsigned char* align_smem_1024(unsigned char* smem_raw) {
+    return reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(smem_raw) + 1023) &
+                                            ~static_cast<unsigned long long>(1023));
+}
+
 // Lane / warp / warpgroup indices. The warp index is made warp-uniform with a shuffle so the compiler
 // can keep role branches uniform.
 DG_DEVICE unsigned int lane_idx() {

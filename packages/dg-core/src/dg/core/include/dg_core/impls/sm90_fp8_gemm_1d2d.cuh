@@ -111,9 +111,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
-    // NOTE: the dynamic window is only guaranteed 16-byte aligned; 128-byte swizzled tiles need 1024.
-    unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(smem_raw) + 1023) &
-                                                           ~static_cast<unsigned long long>(1023));
+    unsigned char* smem = align_smem_1024(smem_raw);
     unsigned char* smem_d = smem;
     auto smem_a = [&](unsigned int s) { return smem + Cfg::kOffA + s * Cfg::kTileABytes; };
     auto smem_b = [&](unsigned int s) { return smem + Cfg::kOffB + s * Cfg::kTileBBytes; };
