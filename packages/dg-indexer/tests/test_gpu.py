@@ -256,7 +256,12 @@ def test_paged_bad_lengths_and_schedule_are_guarded():
     assert (out[4:8] == float("-inf")).all()
 
 
-@pytest.mark.parametrize("lens", [[], [0], [1], [256, 257, 0, 70000], list(range(0, 20000, 7))])
+# 256 and 257 sequences: the two sides of the switch from the 256-thread to the 512-thread metadata CTA.
+@pytest.mark.parametrize(
+    "lens",
+    [[], [0], [1], [256, 257, 0, 70000], list(range(0, 76800, 300)), list(range(0, 77100, 300)),
+     list(range(0, 20000, 7))],
+)
 @pytest.mark.parametrize("sms", [1, 7, None])
 def test_metadata_matches_reference(lens, sms):
     sms = sms or num_sms()

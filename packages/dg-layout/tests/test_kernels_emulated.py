@@ -70,6 +70,9 @@ class _EmulatedKernel:
         elif self.stem == "sf_pack_ue8m0":
             assert block == (256, 1, 1) and tuple(grid[1:]) == (1, 1)
             self.lib.pack(gx, *conv)
+        elif self.stem == "sf_pack_ue8m0_broadcast":
+            assert block == (256, 1, 1) and tuple(grid[1:]) == (1, 1)
+            self.lib.pack_bcast(gx, *conv)
         else:
             assert self.stem == "sf_pack_ue8m0_k_grouped" and block == (128, 1, 1)
             self.lib.pack_kg(gx, gy, gz, *conv)
@@ -187,7 +190,8 @@ def test_sf_transforms_without_unit_stride(emulated):
     assert torch.equal(out, sf)
 
 
-# row_div 128 (rule 4) and 256 take the broadcast path; 3 the general per-element-division path.
+# row_div 128 (rule 4) and 256 take the broadcast kernel (16-byte stores when MN % 4 == 0: 300, 520; scalar stores
+# otherwise: 7, 129); 3 the general per-element-division path.
 @pytest.mark.parametrize("row_div", [128, 256, 3])
 @pytest.mark.parametrize("mn,s,groups", [(300, 9, 2), (7, 1, None), (129, 5, 1), (520, 70, 1)])
 def test_block_scale_broadcast_pack(emulated, mn, s, groups, row_div):

@@ -5,6 +5,7 @@
 #include <dg_layout/impls/per_channel_cast_fp8.cuh>
 #include <dg_layout/impls/sf_mn_major_fp32.cuh>
 #include <dg_layout/impls/sf_pack_ue8m0.cuh>
+#include <dg_layout/impls/sf_pack_ue8m0_broadcast.cuh>
 #include <dg_layout/impls/sf_pack_ue8m0_k_grouped.cuh>
 using namespace dg::layout;
 using ll = long long;
@@ -39,6 +40,10 @@ void mn_major(int gx, const float* in, float* out, ll g, ll mn, ll s, ll sg, ll 
 }
 void pack(int gx, const float* in, int* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll rd, ll tma) {
     emu::launch(dim3(gx), dim3(kSfThreads), [&] { sf_pack_ue8m0_impl(in, out, g, mn, s, sg, smn, ss, rd, tma); });
+}
+void pack_bcast(int gx, const float* in, int* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll rd, ll tma) {
+    emu::launch(dim3(gx), dim3(kBroadcastThreads),
+                [&] { sf_pack_ue8m0_broadcast_impl(in, out, g, mn, s, sg, smn, ss, rd, tma); });
 }
 void pack_kg(int gx, int gy, int gz, const float* sf, int* out, const int* ks, ll g, ll mn, ll rin, ll rout,
              unsigned vec) {

@@ -55,8 +55,9 @@ def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num
     batch = context_lens.shape[0]
     out = torch.empty(num_sms + 1, 2, dtype=torch.int32, device=device)
     with _jit.device_guard(device):
-        kernel = _jit.kernel_for(_jit.metadata_spec(_jit.METADATA_THREADS, 4 * block_kv))
-        kernel.launch(grid=(1, 1, 1), block=(_jit.METADATA_THREADS, 1, 1),
+        threads = _jit.metadata_threads(batch)
+        kernel = _jit.kernel_for(_jit.metadata_spec(threads, 4 * block_kv))
+        kernel.launch(grid=(1, 1, 1), block=(threads, 1, 1),
                       args=(context_lens, batch, 4 * block_kv, num_sms, out), smem=0)
     return out
 

@@ -18,6 +18,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "per_channel_cast_fp8": ("ptr", "ptr", "ptr") + ("i64",) * 4 + ("u32", "u32"),
     "sf_mn_major_fp32": ("ptr", "ptr") + ("i64",) * 7,
     "sf_pack_ue8m0": ("ptr", "ptr") + ("i64",) * 8,
+    "sf_pack_ue8m0_broadcast": ("ptr", "ptr") + ("i64",) * 8,
     "sf_pack_ue8m0_k_grouped": ("ptr", "ptr", "ptr") + ("i64",) * 4 + ("u32",),
 }
 # Kernel stem -> the template arguments it is instantiated with (None: not a template).
@@ -27,6 +28,7 @@ TEMPLATE_ARGS: dict[str, tuple[str, ...] | None] = {
     "per_channel_cast_fp8": ("__nv_bfloat16", "float"),
     "sf_mn_major_fp32": None,
     "sf_pack_ue8m0": None,
+    "sf_pack_ue8m0_broadcast": None,
     "sf_pack_ue8m0_k_grouped": None,
 }
 _CPP_TYPE = {torch.bfloat16: "__nv_bfloat16", torch.float32: "float"}
@@ -39,6 +41,8 @@ _SF_THREADS = 256  # sf_tile.cuh: kSfThreads
 _SF_TILE_MN = 64  # sf_tile.cuh: kSfTileMn
 _SF_TILE_S = 64  # sf_tile.cuh: kSfTileS
 _SF_CTAS_PER_SM = 6  # sf_tile.cuh: kSfMinCtasPerSm (40 registers x 256 threads; 16.3 KiB of shared memory)
+_BROADCAST_THREADS = 256  # sf_pack_ue8m0_broadcast.cuh: kBroadcastThreads
+_BROADCAST_CTAS_PER_SM = 4  # sf_pack_ue8m0_broadcast.cuh: kBroadcastCtasPerSm
 _PACK_THREADS = 128  # sf_pack_ue8m0_k_grouped.cuh: kPackThreads
 _PACK_COLS_PER_CTA = 512  # kPackThreads * kColsPerThread
 _MAX_GRID_X = 2**31 - 1
@@ -172,14 +176,21 @@ def pack_ue8m0(sf: torch.Tensor, out: torch.Tensor, row_div: int = 1) -> None:
     """
     groups, sg, smn, ss = _strides3(sf)
     mn, s = out.shape[-2], sf.shape[-1]
+    args = (sf, out, groups, mn, s, sg, smn, ss, row_div, out.stride(-1))
     if row_div > 1 and row_div % _SF_TILE_MN == 0:
-        # The broadcast path's warp jobs: (group, input row, 4 packed columns).
-        jobs = groups * ((mn + row_div - 1) // row_div) * ((s + 15) // 16)
-        _check_tiles(jobs, "sf", tuple(sf.shape))
+        # The broadcast kernel's warp items: (group, packed column, input row).
+        items = groups * ((s + 3) // 4) * ((mn + row_div - 1) // row_div)
+        _check_tiles(items, "sf", tuple(sf.shape))
+        warps = _BROADCAST_THREADS // 32
+        grid = _capped_grid((items + warps - 1) // warps, sf.device, waves=_BROADCAST_CTAS_PER_SM)
+        with torch.cuda.device(sf.device):
+            _kernel("sf_pack_ue8m0_broadcast", sf.device).launch(
+                grid=(grid, 1, 1), block=(_BROADCAST_THREADS, 1, 1), args=args
+            )
+        return
     with torch.cuda.device(sf.device):
         _kernel("sf_pack_ue8m0", sf.device).launch(
-            grid=_sf_grid(sf, groups, mn, s), block=(_SF_THREADS, 1, 1),
-            args=(sf, out, groups, mn, s, sg, smn, ss, row_div, out.stride(-1)),
+            grid=_sf_grid(sf, groups, mn, s), block=(_SF_THREADS, 1, 1), args=args
         )
 
 
