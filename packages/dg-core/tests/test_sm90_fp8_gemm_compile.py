@@ -155,7 +155,8 @@ def test_heuristic_configs_are_legal(tmp_path):
         where = f"kind={kind} sms={sms} M={m} N={n} K={k}: {line}"
         assert bm in (64, 128), where
         assert bm >= 128 or m <= 64, where
-        assert bn % 16 == 0 and 16 <= bn <= (160 if kind == 0 else 128), where
+        assert bn % 16 == 0 and 16 <= bn <= (256 if kind == 0 else 128), where
+        assert bn <= 160 or (bn == 256 and m > 128), where
         if kind == 0:
             g = next(d for d in (128, 64, 32, 16, 8) if bn % d == 0)
             assert bn <= 128 + g, where
@@ -170,9 +171,9 @@ def test_heuristic_configs_are_legal(tmp_path):
         assert 1 <= ctas <= max(sms, 2) and ctas <= tiles * splits, where
         assert 1 <= splits <= max(1, -(-k // 128)), where
         if cl == 2:
-            assert ctas % 2 == 0 and (-(-m // bm)) % 2 == 0 and (bn // 2) % 8 == 0, where
+            assert ctas % 2 == 0 and (-(-m // bm)) % 2 == 0 and (bn // 2) % 8 == 0 and bn != 256, where
         if m == 4096 and sms == 132:
-            assert bn in (128, 160), where
+            assert bn in (128, 160, 256), where
     assert out[-1].split()[1:] == ["128", "64"] or out[-1].split()[2] in ("64", "32", "16"), out[-1]
 
 

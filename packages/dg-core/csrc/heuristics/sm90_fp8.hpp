@@ -122,10 +122,13 @@ inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
 // configuration fits (the caller reports it).
 //
 // Rules, each measured on an H100 SXM (docs/perf_log.md, section sm90_fp8_gemm):
-//  * M > 128 (compute-bound): BLOCK_M 128 and BLOCK_N 128 or 160, whichever needs fewer "tile-width
-//    waves" (waves * BLOCK_N; BLOCK_N 160 pays ~2% per tile for straddling SFB blocks). Multicast B across
-//    a cluster of 2 when the number of M blocks is even, M >= 512 and K >= 12288: with K <= 7168 unicast
-//    measured 0-4% faster (e.g. 4096x32768x512: 177.1 vs 185.2 us), at K = 16384 multicast 1% faster.
+//  * M > 128 (compute-bound): BLOCK_M 128 and BLOCK_N 256, 128 or 160, whichever needs fewer "tile-width
+//    waves" (waves * BLOCK_N / rate; BLOCK_N 160 pays ~2% per tile for straddling SFB blocks, BLOCK_N 256
+//    -- two 128-column halves per K block -- runs 6-9% faster per FLOP than 128 at full waves: 4096x4096x7168
+//    226 -> 206 us, 4096x7168x16384 898 -> 826 us, but 4096x2112x7168 141 -> 153 us on 3 waves of 288 tiles).
+//    Multicast B across a cluster of 2 (BLOCK_N 128/160 only) when the number of M blocks is even, M >= 512 and
+//    K >= 12288: with K <= 7168 unicast measured 0-4% faster (e.g. 4096x32768x512: 177.1 vs 185.2 us), at
+//    K = 16384 multicast 1% faster.
 //  * M <= 128 (memory-bound): BLOCK_M 64/128 and the BLOCK_N (16..160) that minimises the busiest SM's
 //    bytes + math (cost model below), with 2-3 K ways (small_m_k_ways) from 16 K blocks on; for 1D1D, if even BLOCK_N
 //    64 leaves more than half the SMs idle on a long K, split K (up to 4 ways, at least 8 K blocks per split) with
@@ -163,19 +166,19 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
         const bool multicast = m >= 512 && num_m_blocks % 2 == 0 && num_sms >= 2 && k >= 12288;
         double best_cost = 1e300;
         int best_n = 0;
-        const int max_n = kind == Sm90Fp8Kind::k1D2D ? 160 : 128;
-        for (int block_n : {128, 160, 112, 96, 64, 32, 16}) {
+        const int max_n = kind == Sm90Fp8Kind::k1D2D ? 256 : 128;
+        for (int block_n : {128, 256, 160, 112, 96, 64, 32, 16}) {
             if (block_n > max_n || !usable(block_n)) continue;
             const int64_t tiles = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n);
             const int64_t waves = (tiles + num_sms - 1) / num_sms;
             // NOTE: narrower tiles only when 128/160 cannot be used (e.g. head-split segments): measured,
             // BLOCK_N 64-112 lose 10-25% per FLOP at M = 4096.
-            const double eff = block_n == 128 ? 1.0 : (block_n == 160 ? 0.98 : 0.5);
+            const double eff = block_n == 128 ? 1.0 : (block_n == 256 ? 1.08 : (block_n == 160 ? 0.98 : 0.5));
             const double cost = static_cast<double>(waves) * block_n / eff;
             if (cost < best_cost) best_cost = cost, best_n = block_n;
         }
         if (best_n == 0) return best;
-        return finish(best_n, 1, multicast && (best_n / 2) % 8 == 0);
+        return finish(best_n, 1, multicast && best_n != 256 && (best_n / 2) % 8 == 0);
     }
 
     // NOTE: per-SM rates in arbitrary units: FP8 math 1400/132 "TFLOPS", loads 4 * 3 / 132 "TB/s".

@@ -113,6 +113,11 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                                        Scheduler scheduler) {
     using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays>;
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
+    // BLOCK_N 256: each K block runs as two 128-column halves through one 64-register `partial` (wgmma n128, wait,
+    // promote into its half of `accum`), so a 128 x 256 tile fits the register budget: 128 + 64 accumulators.
+    constexpr unsigned int kNumHalves = BLOCK_N == 256 ? 2 : 1;
+    constexpr unsigned int kHalfN = BLOCK_N / kNumHalves;
+    using HalfMma = ptx::WgmmaFp8<kHalfN>;
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     unsigned char* smem = align_smem_1024(smem_raw);
@@ -158,7 +163,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         if constexpr (Cfg::kNumMathWG == 2) ptx::setmaxnreg_inc<Cfg::kMathRegs>();
         const unsigned int rg = wg % Cfg::kNumRowWG, way = wg / Cfg::kNumRowWG;
         float accum[Mma::kNumAccum];
-        float partial[Mma::kNumAccum];
+        float partial[HalfMma::kNumAccum];
         const unsigned int row_in_wg = warp_in_wg * 16 + lane / 4;
         const unsigned int num_sfb_rows = ceil_div(n, 128u);
         // K blocks delivered to this CTA's pipeline before the current tile (every way counts all of them:
@@ -206,24 +211,34 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 ptx::mbarrier_wait(&full_bar[stage], phase);
                 const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
                 const float sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
-                if constexpr (kOrderMma) {
-                    if (rg == 1 || mma_issued > 0) ptx::named_barrier_sync(kTurnBarrier + rg, 256);
+#pragma unroll
+                for (unsigned int h = 0; h < kNumHalves; ++h) {
+                    if constexpr (kOrderMma) {
+                        if (rg == 1 || mma_issued > 0) ptx::named_barrier_sync(kTurnBarrier + rg, 256);
+                    }
+                    mma::kblock_mma_issue<kHalfN>(smem_a(stage) + rg * 64 * mma::kTileRowBytes,
+                                                  smem_b(stage) + h * kHalfN * mma::kTileRowBytes, partial);
+                    if constexpr (kOrderMma) {
+                        ptx::named_barrier_arrive(kTurnBarrier + (rg ^ 1u), 256);
+                        ++mma_issued;
+                    }
+                    ptx::wgmma_wait_group<0>();
+                    ptx::accum_fence_array<HalfMma::kNumAccum>(partial);
+                    // Release the stage (to both CTAs of the cluster when B is multicast) after its last wgmma.
+                    if (h == kNumHalves - 1 && lane < kClusterM) {
+                        if constexpr (kClusterM == 1)
+                            ptx::mbarrier_arrive(&empty_bar[stage]);
+                        else
+                            ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
+                    }
+                    if constexpr (kNumHalves == 1) {
+                        mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
+                    } else {
+                        // A 256-wide tile starts on a 128-column boundary: half h is SFB block sfb_row + h.
+                        mma::promote_1d2d<kHalfN, false>(accum + h * HalfMma::kNumAccum, partial, sa0, sa1,
+                                                         h == 0 ? sb0 : sb1, 0.0f, 0);
+                    }
                 }
-                mma::kblock_mma_issue<BLOCK_N>(smem_a(stage) + rg * 64 * mma::kTileRowBytes, smem_b(stage), partial);
-                if constexpr (kOrderMma) {
-                    ptx::named_barrier_arrive(kTurnBarrier + (rg ^ 1u), 256);
-                    ++mma_issued;
-                }
-                ptx::wgmma_wait_group<0>();
-                ptx::accum_fence_array<Mma::kNumAccum>(partial);
-                // Release the stage (to both CTAs of the cluster when B is multicast).
-                if (lane < kClusterM) {
-                    if constexpr (kClusterM == 1)
-                        ptx::mbarrier_arrive(&empty_bar[stage]);
-                    else
-                        ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
-                }
-                mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
                 sb0 = nb0, sb1 = nb1;
             }
             delivered += tile.kb_end - tile.kb_begin;
