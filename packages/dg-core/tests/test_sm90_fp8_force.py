@@ -55,7 +55,7 @@ def test_unset_and_empty_keep_the_model(exe):
     base, _ = run(exe, None, 4096, 4096, 7168)
     assert base[:4] == (256, 3, 1, 132)  # two-half 256-wide tiles, unicast
     assert run(exe, None, 4096, 7168, 16384)[0][:4] == (256, 3, 1, 132)  # no multicast for 256-wide tiles
-    assert run(exe, None, 4096, 2112, 16384)[0][:4] == (128, 5, 2, 132)  # multicast at long K (N 2112: 128 wide)
+    assert run(exe, None, 4096, 4224, 16384)[0][:4] == (128, 5, 2, 132)  # multicast at long K (128 wide: 8 waves)
     assert run(exe, "", 4096, 4096, 7168)[0] == base
     assert run(exe, "0,0,0,0", 4096, 4096, 7168)[0] == base
 

@@ -36,6 +36,8 @@ INSTANCES = [
     ("sm90_fp8_gemm_1d2d", "128, 128, 5, 2, 64, 16"),
     ("sm90_fp8_gemm_1d2d", "128, 160, 5, 1, 32, 16"),
     ("sm90_fp8_gemm_1d2d", "128, 144, 5, 2, 16, 16"),
+    ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16"),  # two 128-column halves per K block
+    ("sm90_fp8_gemm_1d2d", "128, 192, 4, 1, 64, 16"),  # two 96-column halves
     ("sm90_fp8_gemm_1d2d", "64, 16, 16, 1, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 96, 10, 1, 32, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 64, 13, 1, 64, 16"),
@@ -101,7 +103,8 @@ def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(tmp_path, stem, args):
     "stem,args,message",
     [
         ("sm90_fp8_gemm_1d2d", "96, 128, 4, 1, 64, 16", "BLOCK_M must be 64 or 128"),
-        ("sm90_fp8_gemm_1d2d", "128, 176, 4, 1, 16, 16", "at most two 128-wide SFB blocks"),
+        ("sm90_fp8_gemm_1d2d", "128, 152, 4, 1, 8, 16", "at most two 128-wide SFB blocks"),
+        ("sm90_fp8_gemm_1d2d", "128, 176, 4, 1, 16, 16", "a two-half tile is 192 or 256 wide"),
         ("sm90_fp8_gemm_1d2d", "128, 128, 8, 1, 64, 16", "shared memory budget"),
         ("sm90_fp8_gemm_1d2d", "128, 120, 4, 2, 8, 16", "multicast halves of B"),
         ("sm90_fp8_gemm_1d1d", "128, 160, 3, 1, 32, 16", "BLOCK_N must be a multiple of 16 in [16, 128]"),
@@ -156,10 +159,10 @@ def test_heuristic_configs_are_legal(tmp_path):
         assert bm in (64, 128), where
         assert bm >= 128 or m <= 64, where
         assert bn % 16 == 0 and 16 <= bn <= (256 if kind == 0 else 128), where
-        assert bn <= 160 or (bn == 256 and m > 128), where
+        assert bn <= 160 or (bn in (192, 256) and m > 128), where
         if kind == 0:
             g = next(d for d in (128, 64, 32, 16, 8) if bn % d == 0)
-            assert bn <= 128 + g, where
+            assert bn <= 128 + g or bn > 160, where  # wider tiles run as two halves
             assert splits == 1, where
         assert bn % ch == 0 and ch * (2 if kind == 0 else 4) <= 128, where
         assert 2 <= stages <= 16 and smem <= 232448, where
@@ -173,7 +176,7 @@ def test_heuristic_configs_are_legal(tmp_path):
         if cl == 2:
             assert ctas % 2 == 0 and (-(-m // bm)) % 2 == 0 and (bn // 2) % 8 == 0 and bn != 256, where
         if m == 4096 and sms == 132:
-            assert bn in (128, 160, 256), where
+            assert bn in (128, 160, 192, 256), where
     assert out[-1].split()[1:] == ["128", "64"] or out[-1].split()[2] in ("64", "32", "16"), out[-1]
 
 

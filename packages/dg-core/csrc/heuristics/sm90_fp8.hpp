@@ -70,8 +70,10 @@ inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int s
     return bars + 16 + 1024;  // + split-K flags + alignment slack
 }
 
-// A tile may cover at most two 128-wide SFB blocks (1D2D): BLOCK_N <= 128 + gcd(BLOCK_N, 128).
+// A single-pass tile (BLOCK_N <= 160) may cover at most two 128-wide SFB blocks (1D2D): BLOCK_N <= 128 +
+// gcd(BLOCK_N, 128). Wider tiles (192, 256) run as two halves, each within two blocks.
 inline bool sfb_straddle_ok(int block_n) {
+    if (block_n > 160) return block_n == 192 || block_n == 256;
     int g = 8;
     for (int d : {128, 64, 32, 16})
         if (block_n % d == 0) {
@@ -167,18 +169,22 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
         double best_cost = 1e300;
         int best_n = 0;
         const int max_n = kind == Sm90Fp8Kind::k1D2D ? 256 : 128;
-        for (int block_n : {128, 256, 160, 112, 96, 64, 32, 16}) {
+        for (int block_n : {128, 256, 192, 160, 112, 96, 64, 32, 16}) {
             if (block_n > max_n || !usable(block_n)) continue;
             const int64_t tiles = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n);
             const int64_t waves = (tiles + num_sms - 1) / num_sms;
             // NOTE: narrower tiles only when 128/160 cannot be used (e.g. head-split segments): measured,
             // BLOCK_N 64-112 lose 10-25% per FLOP at M = 4096.
-            const double eff = block_n == 128 ? 1.0 : (block_n == 256 ? 1.08 : (block_n == 160 ? 0.98 : 0.5));
+            const double eff = block_n == 128 ? 1.0
+                               : block_n == 256 ? 1.08
+                               : block_n == 192 ? 1.0
+                               : block_n == 160 ? 0.98
+                                                : 0.5;
             const double cost = static_cast<double>(waves) * block_n / eff;
             if (cost < best_cost) best_cost = cost, best_n = block_n;
         }
         if (best_n == 0) return best;
-        return finish(best_n, 1, multicast && best_n != 256 && (best_n / 2) % 8 == 0);
+        return finish(best_n, 1, multicast && best_n <= 160 && (best_n / 2) % 8 == 0);
     }
 
     // NOTE: per-SM rates in arbitrary units: FP8 math 1400/132 "TFLOPS", loads 4 * 3 / 132 "TB/s".

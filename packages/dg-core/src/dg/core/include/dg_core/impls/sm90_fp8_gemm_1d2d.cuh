@@ -74,8 +74,8 @@ struct Sm90Fp8Gemm1d2dConfig {
     // Register budgets after setmaxnreg (only applied with two math warpgroups; with one, the launch
     // bound of 256 threads already allows 255 registers; with three or four, the launch bound's 128 / 102
     // registers are kept, which the small BLOCK_N of K-way configs fit).
-    static constexpr unsigned int kProducerRegs = 40;
-    static constexpr unsigned int kMathRegs = 232;
+    static constexpr unsigned int kProducerRegs = BLOCK_N > 160 ? 24 : 40;
+    static constexpr unsigned int kMathRegs = BLOCK_N > 160 ? 240 : 232;
 
     static constexpr unsigned int kTileABytes = BLOCK_M * mma::kBlockK;
     static constexpr unsigned int kTileBBytes = BLOCK_N * mma::kBlockK;
@@ -95,7 +95,11 @@ struct Sm90Fp8Gemm1d2dConfig {
 
     static_assert(BLOCK_M == 64 || BLOCK_M == 128, "BLOCK_M must be 64 or 128 (one or two math warpgroups)");
     static_assert(BLOCK_N % 8 == 0 && BLOCK_N >= 8 && BLOCK_N <= 256, "BLOCK_N must be a multiple of 8 in [8, 256]");
-    static_assert(BLOCK_N <= 128 + gcd128(BLOCK_N), "a BLOCK_N tile may straddle at most two 128-wide SFB blocks");
+    // Tiles wider than 160 (192 and 256) run as two halves per K block.
+    static constexpr unsigned int kNumHalves = BLOCK_N > 160 ? 2 : 1;
+    static_assert(kNumHalves == 2 || BLOCK_N <= 128 + gcd128(BLOCK_N),
+                  "a single-pass BLOCK_N tile may straddle at most two 128-wide SFB blocks");
+    static_assert(kNumHalves == 1 || BLOCK_N == 192 || BLOCK_N == 256, "a two-half tile is 192 or 256 wide");
     static_assert(kNumStages >= 2 && kNumStages <= 32, "kNumStages must be in [2, 32]");
     static_assert(kClusterM == 1 || kClusterM == 2, "kClusterM must be 1 or 2");
     static_assert(kKWays >= 1 && kKWays <= 4 && kNumMathWG <= 4, "at most 4 math warpgroups (K ways x row groups)");
@@ -113,9 +117,9 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                                        Scheduler scheduler) {
     using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays>;
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
-    // BLOCK_N 256: each K block runs as two 128-column halves through one 64-register `partial` (wgmma n128, wait,
-    // promote into its half of `accum`), so a 128 x 256 tile fits the register budget: 128 + 64 accumulators.
-    constexpr unsigned int kNumHalves = BLOCK_N == 256 ? 2 : 1;
+    // BLOCK_N 192 / 256: each K block runs as two halves through one `partial` of half the width (wgmma, wait,
+    // promote into its half of `accum`), so e.g. a 128 x 256 tile fits the register budget: 128 + 64 accumulators.
+    constexpr unsigned int kNumHalves = Cfg::kNumHalves;
     constexpr unsigned int kHalfN = BLOCK_N / kNumHalves;
     using HalfMma = ptx::WgmmaFp8<kHalfN>;
 
@@ -187,6 +191,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             const float* sfb1 =
                 sfb + static_cast<unsigned long long>(min_of(tile.sfb_row + 1, num_sfb_rows - 1)) * num_k_blocks;
 
+
             // NOTE: zeroing once per tile lets the promotion be a single FMA per element.
 #pragma unroll
             for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
@@ -233,10 +238,24 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     }
                     if constexpr (kNumHalves == 1) {
                         mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
-                    } else {
+                    } else if constexpr (BLOCK_N % 128 == 0) {
                         // A 256-wide tile starts on a 128-column boundary: half h is SFB block sfb_row + h.
                         mma::promote_1d2d<kHalfN, false>(accum + h * HalfMma::kNumAccum, partial, sa0, sa1,
                                                          h == 0 ? sb0 : sb1, 0.0f, 0);
+                    } else if (n_col0 % 128 == 0) {
+                        // BLOCK_N 192 at column offset 0 of an SFB block: half 0 in block 0, half 1 switches to
+                        // block 1 at its group 4. The split groups are literals, so the promotion has no selects.
+                        if (h == 0)
+                            mma::promote_1d2d<kHalfN, false>(accum, partial, sa0, sa1, sb0, 0.0f, 0);
+                        else
+                            mma::promote_1d2d<kHalfN>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb0, sb1, 4);
+                    } else {
+                        // ... at offset 64: half 0 switches at its group 8, half 1 lies in block 1.
+                        if (h == 0)
+                            mma::promote_1d2d<kHalfN>(accum, partial, sa0, sa1, sb0, sb1, 8);
+                        else
+                            mma::promote_1d2d<kHalfN, false>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb1,
+                                                             0.0f, 0);
                     }
                 }
                 sb0 = nb0, sb1 = nb1;
@@ -319,7 +338,8 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             const bool store_thread = warp_in_wg == 0 && lane == 0;
             if (store_thread) ptx::tma_store_wait_read<0>();
             ptx::named_barrier_sync(1 + rg, 128);
-            epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN>(smem_d, accum, rg, warp_in_wg, lane);
+            epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN, (BLOCK_N > 160)>(smem_d, accum, rg,
+                                                                                             warp_in_wg, lane);
             ptx::fence_proxy_async_smem();
             ptx::named_barrier_sync(1 + rg, 128);
             if (store_thread)
