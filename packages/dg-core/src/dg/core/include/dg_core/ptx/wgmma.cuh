@@ -30,9 +30,12 @@ DG_DEVICE unsigned long long make_smem_desc_kmajor(const void* smem_ptr, unsigne
 }
 
 // Adds a byte offset to the start-address field of a descriptor (no carry into other fields for offsets
-// inside one tile).
+// inside one tile: shared addresses stay below 2^18, so the 14-bit field does not overflow).
+// NOTE: a 32-bit add on the low word, the high word passed through: the compiler then emits one integer add
+// per descriptor instead of a 64-bit add with carry, which sits between consecutive wgmma instructions.
 DG_DEVICE unsigned long long smem_desc_advance(unsigned long long desc, unsigned int byte_offset) {
-    return desc + static_cast<unsigned long long>(byte_offset >> 4);
+    const unsigned int lo = static_cast<unsigned int>(desc) + (byte_offset >> 4);
+    return (desc & 0xFFFFFFFF00000000ull) | lo;
 }
 
 DG_DEVICE void wgmma_fence() {
