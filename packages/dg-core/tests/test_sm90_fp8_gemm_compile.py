@@ -38,6 +38,8 @@ INSTANCES = [
     ("sm90_fp8_gemm_1d2d", "128, 144, 5, 2, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16"),  # two 128-column halves per K block
     ("sm90_fp8_gemm_1d2d", "128, 192, 4, 1, 64, 16"),  # two 96-column halves
+    ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 1"),  # pipelined, epilogue before the next tile's wgmma
+    ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 0"),  # plain per-tile loop
     ("sm90_fp8_gemm_1d2d", "64, 16, 16, 1, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 96, 10, 1, 32, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 64, 13, 1, 64, 16"),

@@ -78,6 +78,9 @@ inline Fp8Call check_fp8_call(nb::handle a, nb::handle b, nb::handle d, nb::hand
                    d_cols, shape_str(D));
     constexpr int64_t kMax = (int64_t(1) << 31) - 1;
     DG_CHECK_VALUE(call.m <= kMax && call.n <= kMax && call.k <= kMax, "M, N and K must each be below 2^31");
+    // NOTE: the 1D2D kernel addresses SFB with 32-bit element offsets.
+    DG_CHECK_VALUE((call.n + 127) / 128 * ((call.k + 127) / 128) < (int64_t(1) << 32),
+                   "ceil(N/128) * ceil(K/128) must be below 2^32 (N={}, K={})", call.n, call.k);
     check_k_major(A, "a[0]", "the SM90 FP8 GEMM");
     check_k_major(B, "b[0]", "the SM90 FP8 GEMM");
     check_row_major_out(D, "d");

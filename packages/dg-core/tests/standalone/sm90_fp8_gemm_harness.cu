@@ -93,7 +93,10 @@ static Case mk(int m, int n, int k, int bn = 0, int cl = -1, int sp = 0, int hl 
 
 static std::string instance_1d2d(const Sm90Fp8Config& c) {
     char b[256];
-    if (c.k_ways > 1)
+    if (c.pipeline != 2)
+        std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d2d_impl<%d, %d, %d, %d, %d, %d, %d, %d>", c.block_m,
+                      c.block_n, c.stages, c.cluster_m, c.chunk_n, c.group_m, c.k_ways, c.pipeline);
+    else if (c.k_ways > 1)
         std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d2d_impl<%d, %d, %d, %d, %d, %d, %d>", c.block_m, c.block_n,
                       c.stages, c.cluster_m, c.chunk_n, c.group_m, c.k_ways);
     else
@@ -139,6 +142,7 @@ static Sm90Fp8Config config_for(const Case& cs, int sms, int smem) {
     if (c.cluster_m == 2) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
     if (cs.k_ways > 0 && cs.k_ways != c.k_ways) {
         c.k_ways = cs.k_ways;
+        if (c.k_ways > 1) c.pipeline = 2;
         c.stages = max_stages_for(kind, c.block_m, c.block_n, cs.k, smem, c.k_ways);
         c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways);
         c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);

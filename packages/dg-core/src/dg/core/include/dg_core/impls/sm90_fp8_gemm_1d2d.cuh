@@ -31,6 +31,11 @@
 //             fence.proxy.async; the elected thread waits for the previous store to finish reading the
 //             tile before the warpgroup overwrites it.
 //
+// kPipeline (one K way): 2 = the math loop is software-pipelined across tiles: each wgmma (half) is issued right
+// after the previous one is promoted, and a tile's first wgmma before the previous tile's epilogue, so the tensor
+// cores keep working through it; 1 = pipelined, but the epilogue before the next tile's first wgmma; 0 = a plain
+// per-tile loop (wait, issue, wait, promote). The host picks 2 from 32 K blocks per tile, 1 from 8, else 0.
+//
 // Split-K (num_splits > 1, small M): work units are (tile, K range); each split stores its FP32 partial
 // to `workspace` [tiles][splits][math warpgroups][64 x BLOCK_N], fences, and increments
 // counters[tile][warpgroup]; the last arrival sums the other partials into its registers, resets the
@@ -100,6 +105,7 @@ struct Sm90Fp8Gemm1d2dConfig {
     static_assert(kNumHalves == 2 || BLOCK_N <= 128 + gcd128(BLOCK_N),
                   "a single-pass BLOCK_N tile may straddle at most two 128-wide SFB blocks");
     static_assert(kNumHalves == 1 || BLOCK_N == 192 || BLOCK_N == 256, "a two-half tile is 192 or 256 wide");
+    static_assert(kKWays == 1 || kNumHalves == 1, "K ways take single-pass tiles");
     static_assert(kNumStages >= 2 && kNumStages <= 32, "kNumStages must be in [2, 32]");
     static_assert(kClusterM == 1 || kClusterM == 2, "kClusterM must be 1 or 2");
     static_assert(kKWays >= 1 && kKWays <= 4 && kNumMathWG <= 4, "at most 4 math warpgroups (K ways x row groups)");
@@ -109,7 +115,7 @@ struct Sm90Fp8Gemm1d2dConfig {
 };
 
 template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
-          unsigned int kChunkN, unsigned int kKWays, typename Scheduler>
+          unsigned int kChunkN, unsigned int kKWays, unsigned int kPipeline, typename Scheduler>
 DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap& tmap_b, const TensorMap& tmap_sfa,
                                        const TensorMap& tmap_d, const float* __restrict__ sfb, unsigned int n,
                                        unsigned int k, epilogue::HeadSplit heads, unsigned int num_splits,
@@ -180,88 +186,69 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         constexpr bool kOrderMma = Cfg::kNumRowWG == 2 && kKWays == 1;
         constexpr unsigned int kTurnBarrier = 8;
         unsigned int mma_issued = 0;
-        while (scheduler.next(tile)) {
-            // Which 128-wide SFB block(s) this tile's columns fall in: columns before `split_col` use
-            // block sfb_row, the rest block sfb_row + 1 (clamped so a tile at the N edge never reads
-            // past the tensor; those columns are clipped on store anyway).
-            const unsigned int n_col0 = tile.n_block * BLOCK_N;
+        // Promotes `partial` (half h of a K block) into `accum` with the block's scales.
+        auto promote_half = [&](unsigned int h, unsigned int n_col0, unsigned int split_group, float sa0, float sa1,
+                                float sb0, float sb1) {
+            if constexpr (kNumHalves == 1) {
+                mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
+            } else if constexpr (BLOCK_N % 128 == 0) {
+                // A 256-wide tile starts on a 128-column boundary: half h is SFB block sfb_row + h.
+                mma::promote_1d2d<kHalfN, false>(accum + h * HalfMma::kNumAccum, partial, sa0, sa1,
+                                                 h == 0 ? sb0 : sb1, 0.0f, 0);
+            } else if (n_col0 % 128 == 0) {
+                // BLOCK_N 192 at column offset 0 of an SFB block: half 0 in block 0, half 1 switches to block 1
+                // at its group 4. The split groups are literals, so the promotion has no selects.
+                if (h == 0)
+                    mma::promote_1d2d<kHalfN, false>(accum, partial, sa0, sa1, sb0, 0.0f, 0);
+                else
+                    mma::promote_1d2d<kHalfN>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb0, sb1, 4);
+            } else {
+                // ... at offset 64: half 0 switches at its group 8, half 1 lies in block 1.
+                if (h == 0)
+                    mma::promote_1d2d<kHalfN>(accum, partial, sa0, sa1, sb0, sb1, 8);
+                else
+                    mma::promote_1d2d<kHalfN, false>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb1, 0.0f, 0);
+            }
+        };
+        // Issues half h of the K block in `stage` into `partial`, in turn with the other row group.
+        auto issue_half = [&](unsigned int stage, unsigned int h) {
+            if constexpr (kOrderMma) {
+                if (rg == 1 || mma_issued > 0) ptx::named_barrier_sync(kTurnBarrier + rg, 256);
+            }
+            mma::kblock_mma_issue<kHalfN>(smem_a(stage) + rg * 64 * mma::kTileRowBytes,
+                                          smem_b(stage) + h * kHalfN * mma::kTileRowBytes, partial);
+            if constexpr (kOrderMma) {
+                ptx::named_barrier_arrive(kTurnBarrier + (rg ^ 1u), 256);
+                ++mma_issued;
+            }
+        };
+        // Waits for the half in flight and releases the stage after its last half (to both CTAs of the cluster
+        // when B is multicast).
+        auto wait_half = [&](unsigned int stage, unsigned int h) {
+            ptx::wgmma_wait_group<0>();
+            ptx::accum_fence_array<HalfMma::kNumAccum>(partial);
+            if (h == kNumHalves - 1 && lane < kClusterM) {
+                if constexpr (kClusterM == 1)
+                    ptx::mbarrier_arrive(&empty_bar[stage]);
+                else
+                    ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
+            }
+        };
+        // NOTE: SFB rows are addressed by 32-bit element offsets (ceil(N/128) * ceil(K/128) < 2^32), which keeps
+        // two registers per row pointer free for the accumulators.
+        auto sfb_row = [&](unsigned int row) { return min_of(row, num_sfb_rows - 1) * num_k_blocks; };
+        // Which 128-wide SFB block(s) a tile's columns fall in: columns before group `split_group` use block
+        // sfb_row, the rest block sfb_row + 1 (clamped so a tile at the N edge never reads past the tensor; those
+        // columns are clipped on store anyway).
+        auto split_group_of = [&](unsigned int n_col0) {
             const unsigned int split_col = 128 - n_col0 % 128;
-            const unsigned int split_group = split_col >= BLOCK_N ? BLOCK_N / 8 : split_col / 8;
-            const float* sfb0 = sfb + static_cast<unsigned long long>(tile.sfb_row) * num_k_blocks;
-            const float* sfb1 =
-                sfb + static_cast<unsigned long long>(min_of(tile.sfb_row + 1, num_sfb_rows - 1)) * num_k_blocks;
+            return split_col >= BLOCK_N ? BLOCK_N / 8 : split_col / 8;
+        };
 
-
-            // NOTE: zeroing once per tile lets the promotion be a single FMA per element.
-#pragma unroll
-            for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
-            // NOTE: one K block in flight per warpgroup. Keeping a second one in flight (a second `partial`
-            // array, wgmma_wait_group<1>, promotion of block kb while kb+1 runs) makes ptxas serialise every
-            // wgmma (C7514: accumulator registers read between the start and the end of a wgmma pipeline
-            // stage; C7518 with the barrier wait loop in flight) and measured 1.0-1.4x slower (H100,
-            // docs/perf_log.md v7). More chains need more warpgroups, not more arrays per warpgroup.
-            // NOTE: the SFB values of a K block are loaded one K block ahead (clamped to the tile's last block), so
-            // their global-memory latency is hidden behind a whole K block instead of the barrier wait.
-            float sb0 = 0.0f, sb1 = 0.0f;
-            if (tile.kb_begin + way < tile.kb_end) {
-                sb0 = __ldg(sfb0 + tile.kb_begin + way);
-                sb1 = __ldg(sfb1 + tile.kb_begin + way);
-            }
-            for (unsigned int kb = tile.kb_begin + way; kb < tile.kb_end; kb += kKWays) {
-                const unsigned int seq = delivered + (kb - tile.kb_begin);
-                const unsigned int stage = seq % kNumStages, phase = (seq / kNumStages) & 1u;
-                const unsigned int kb_next = min_of(kb + kKWays, tile.kb_end - 1);
-                const float nb0 = __ldg(sfb0 + kb_next);
-                const float nb1 = __ldg(sfb1 + kb_next);
-                ptx::mbarrier_wait(&full_bar[stage], phase);
-                const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
-                const float sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
-#pragma unroll
-                for (unsigned int h = 0; h < kNumHalves; ++h) {
-                    if constexpr (kOrderMma) {
-                        if (rg == 1 || mma_issued > 0) ptx::named_barrier_sync(kTurnBarrier + rg, 256);
-                    }
-                    mma::kblock_mma_issue<kHalfN>(smem_a(stage) + rg * 64 * mma::kTileRowBytes,
-                                                  smem_b(stage) + h * kHalfN * mma::kTileRowBytes, partial);
-                    if constexpr (kOrderMma) {
-                        ptx::named_barrier_arrive(kTurnBarrier + (rg ^ 1u), 256);
-                        ++mma_issued;
-                    }
-                    ptx::wgmma_wait_group<0>();
-                    ptx::accum_fence_array<HalfMma::kNumAccum>(partial);
-                    // Release the stage (to both CTAs of the cluster when B is multicast) after its last wgmma.
-                    if (h == kNumHalves - 1 && lane < kClusterM) {
-                        if constexpr (kClusterM == 1)
-                            ptx::mbarrier_arrive(&empty_bar[stage]);
-                        else
-                            ptx::mbarrier_arrive_cluster(&empty_bar[stage], lane);
-                    }
-                    if constexpr (kNumHalves == 1) {
-                        mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
-                    } else if constexpr (BLOCK_N % 128 == 0) {
-                        // A 256-wide tile starts on a 128-column boundary: half h is SFB block sfb_row + h.
-                        mma::promote_1d2d<kHalfN, false>(accum + h * HalfMma::kNumAccum, partial, sa0, sa1,
-                                                         h == 0 ? sb0 : sb1, 0.0f, 0);
-                    } else if (n_col0 % 128 == 0) {
-                        // BLOCK_N 192 at column offset 0 of an SFB block: half 0 in block 0, half 1 switches to
-                        // block 1 at its group 4. The split groups are literals, so the promotion has no selects.
-                        if (h == 0)
-                            mma::promote_1d2d<kHalfN, false>(accum, partial, sa0, sa1, sb0, 0.0f, 0);
-                        else
-                            mma::promote_1d2d<kHalfN>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb0, sb1, 4);
-                    } else {
-                        // ... at offset 64: half 0 switches at its group 8, half 1 lies in block 1.
-                        if (h == 0)
-                            mma::promote_1d2d<kHalfN>(accum, partial, sa0, sa1, sb0, sb1, 8);
-                        else
-                            mma::promote_1d2d<kHalfN, false>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb1,
-                                                             0.0f, 0);
-                    }
-                }
-                sb0 = nb0, sb1 = nb1;
-            }
-            delivered += tile.kb_end - tile.kb_begin;
-
+        // After the last K block of a tile: the K-way hand-off and the split-K fix-up; false if this warpgroup
+        // does not store the tile.
+        auto combine = [&](const sched::Tile& tile) -> bool {
+            bool store = true;
             // Step: K-way hand-off. Ways 1.. store their sums (thread-linear float4s: conflict-free), way 0 adds
             // them; the second barrier keeps a fast way from overwriting its slot before way 0 has read it.
             if constexpr (kKWays > 1) {
@@ -288,13 +275,13 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                         }
                 }
                 ptx::named_barrier_sync(1 + Cfg::kNumRowWG + rg, 128 * kKWays);
-                if (way > 0) continue;
+                if (way > 0) store = false;
             }
 
             // Step: split-K fix-up. Every split stores its FP32 partial tile to the workspace, then counts
             // itself in; the last split of the tile to arrive adds the others' partials and runs the epilogue
             // (no CTA ever waits on another, so splits need not be co-resident), and re-arms the counter.
-            if (num_splits > 1) {
+            if (store && num_splits > 1) {
                 const unsigned int tid = warp_in_wg * 32 + lane;
                 constexpr unsigned int kSlot = 64 * BLOCK_N;
                 auto slot = [&](unsigned int split) {
@@ -321,20 +308,27 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     *flag = last ? 1u : 0u;
                 }
                 ptx::named_barrier_sync(1 + rg, 128);
-                if (*flag == 0) continue;
-                __threadfence();
-                for (unsigned int other = 0; other < num_splits; ++other) {
-                    if (other == tile.split) continue;
-                    const float4* theirs = reinterpret_cast<const float4*>(slot(other));
+                store = *flag != 0;
+                if (store) {
+                    __threadfence();
+                    for (unsigned int other = 0; other < num_splits; ++other) {
+                        if (other == tile.split) continue;
+                        const float4* theirs = reinterpret_cast<const float4*>(slot(other));
 #pragma unroll
-                    for (unsigned int q = 0; q < Mma::kNumAccum / 4; ++q) {
-                        const float4 v = __ldcg(theirs + q * 128 + tid);
-                        accum[4 * q] += v.x, accum[4 * q + 1] += v.y, accum[4 * q + 2] += v.z, accum[4 * q + 3] += v.w;
+                        for (unsigned int q = 0; q < Mma::kNumAccum / 4; ++q) {
+                            const float4 v = __ldcg(theirs + q * 128 + tid);
+                            accum[4 * q] += v.x, accum[4 * q + 1] += v.y, accum[4 * q + 2] += v.z,
+                                accum[4 * q + 3] += v.w;
+                        }
                     }
                 }
             }
 
-            // Step: epilogue. Wait until this warpgroup's previous TMA store no longer reads the tile.
+            return store;
+        };
+        // Step: epilogue. Wait until this warpgroup's previous TMA store no longer reads the tile.
+        auto store_tile = [&](const sched::Tile& tile) {
+            const unsigned int n_col0 = tile.n_block * BLOCK_N;
             const bool store_thread = warp_in_wg == 0 && lane == 0;
             if (store_thread) ptx::tma_store_wait_read<0>();
             ptx::named_barrier_sync(1 + rg, 128);
@@ -345,6 +339,123 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             if (store_thread)
                 epilogue::store_smem_tile<bf16, BLOCK_M, BLOCK_N, kChunkN, false>(&tmap_d, smem_d, rg, tile.d_row,
                                                                                   tile.rows_valid, n_col0, n, heads);
+        };
+
+        // NOTE: zeroing once per tile lets the promotion be a single FMA per element.
+        // NOTE: one K block (half) in flight per warpgroup. Keeping a second one in flight (a second `partial`
+        // array, wgmma_wait_group<1>, promotion of block kb while kb+1 runs) makes ptxas serialise every wgmma
+        // (C7514: accumulator registers read between the start and the end of a wgmma pipeline stage; C7518 with
+        // the barrier wait loop in flight) and measured 1.0-1.4x slower (H100, docs/perf_log.md v7). More chains
+        // need more warpgroups, not more arrays per warpgroup.
+        // NOTE: the SFB values of a K block are loaded one K block ahead (clamped to the tile's last block), so
+        // their global-memory latency is hidden behind a whole K block instead of the barrier wait.
+        if constexpr (kKWays == 1 && kPipeline > 0) {
+            // One K way: a software-pipelined walk. Every wgmma half is issued right after the previous one is
+            // promoted, including across tiles: a tile's first half is issued before the previous tile's
+            // combine and epilogue, so the tensor cores work through them. Each wgmma issue sits in straight-line
+            // code or an unconditional loop body (a wgmma under a data-dependent branch makes ptxas serialise
+            // all of them, C7518); after the last tile a drain-only half on stage 0 keeps that true.
+            float sa0 = 0.0f, sa1 = 0.0f, sb0 = 0.0f, sb1 = 0.0f;
+            // Issues the first half of t's first K block (real == false: the drain-only half).
+            auto issue_first = [&](const sched::Tile& t, bool real) {
+                const unsigned int stage = real ? delivered % kNumStages : 0u;
+                if (real) {
+                    sb0 = __ldg(sfb + sfb_row(t.sfb_row) + t.kb_begin);
+                    sb1 = __ldg(sfb + sfb_row(t.sfb_row + 1) + t.kb_begin);
+                    ptx::mbarrier_wait(&full_bar[stage], (delivered / kNumStages) & 1u);
+                    const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
+                    sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
+                }
+                issue_half(stage, 0);
+            };
+            bool have = scheduler.next(tile);
+            issue_first(tile, have);
+            while (have) {
+                const unsigned int n_col0 = tile.n_block * BLOCK_N;
+                const unsigned int split_group = split_group_of(n_col0);
+                const unsigned int sfb0 = sfb_row(tile.sfb_row), sfb1 = sfb_row(tile.sfb_row + 1);
+#pragma unroll
+                for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
+                unsigned int seq = delivered;
+                // All K blocks but the last: finish the halves, then issue the next block's first half.
+                for (unsigned int kb = tile.kb_begin; kb + 1 < tile.kb_end; ++kb, ++seq) {
+                    const unsigned int stage = seq % kNumStages;
+                    const float nb0 = __ldg(sfb + sfb0 + kb + 1), nb1 = __ldg(sfb + sfb1 + kb + 1);
+#pragma unroll
+                    for (unsigned int h = 0; h < kNumHalves; ++h) {
+                        wait_half(stage, h);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1);
+                        if (h + 1 < kNumHalves) issue_half(stage, h + 1);
+                    }
+                    const unsigned int next_stage = (seq + 1) % kNumStages;
+                    ptx::mbarrier_wait(&full_bar[next_stage], ((seq + 1) / kNumStages) & 1u);
+                    const float* sfa = smem_sfa(next_stage) + rg * 64 + row_in_wg;
+                    sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
+                    sb0 = nb0, sb1 = nb1;
+                    issue_half(next_stage, 0);
+                }
+                // The last K block, then the next tile's first half, then this tile's combine and epilogue.
+                {
+                    const unsigned int stage = seq % kNumStages;
+#pragma unroll
+                    for (unsigned int h = 0; h < kNumHalves; ++h) {
+                        wait_half(stage, h);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1);
+                        if (h + 1 < kNumHalves) issue_half(stage, h + 1);
+                    }
+                }
+                delivered += tile.kb_end - tile.kb_begin;
+                sched::Tile next;
+                have = scheduler.next(next);
+                // NOTE: the early issue waits for the next tile's first stage before the epilogue; with short K
+                // (few stages ahead of a new tile's loads) that wait is exposed, so the host picks kPipeline 1
+                // (store first) below 32 K blocks per tile (csrc/heuristics/sm90_fp8.hpp).
+                if constexpr (kPipeline == 1) {
+                    if (combine(tile)) store_tile(tile);
+                }
+                issue_first(next, have);
+                if constexpr (kPipeline == 2) {
+                    if (combine(tile)) store_tile(tile);
+                }
+                tile = next;
+            }
+            // Drain the drain-only half.
+            ptx::wgmma_wait_group<0>();
+            ptx::accum_fence_array<HalfMma::kNumAccum>(partial);
+        } else {
+            // A plain per-tile loop; with K ways (small M, single-pass tiles) the ways run independent
+            // wait -> wgmma -> promote chains.
+            while (scheduler.next(tile)) {
+                const unsigned int n_col0 = tile.n_block * BLOCK_N;
+                const unsigned int split_group = split_group_of(n_col0);
+                const unsigned int sfb0 = sfb_row(tile.sfb_row), sfb1 = sfb_row(tile.sfb_row + 1);
+#pragma unroll
+                for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
+                float sb0 = 0.0f, sb1 = 0.0f;
+                if (tile.kb_begin + way < tile.kb_end) {
+                    sb0 = __ldg(sfb + sfb0 + tile.kb_begin + way);
+                    sb1 = __ldg(sfb + sfb1 + tile.kb_begin + way);
+                }
+                for (unsigned int kb = tile.kb_begin + way; kb < tile.kb_end; kb += kKWays) {
+                    const unsigned int seq = delivered + (kb - tile.kb_begin);
+                    const unsigned int stage = seq % kNumStages, phase = (seq / kNumStages) & 1u;
+                    const unsigned int kb_next = min_of(kb + kKWays, tile.kb_end - 1);
+                    const float nb0 = __ldg(sfb + sfb0 + kb_next);
+                    const float nb1 = __ldg(sfb + sfb1 + kb_next);
+                    ptx::mbarrier_wait(&full_bar[stage], phase);
+                    const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
+                    const float sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
+#pragma unroll
+                    for (unsigned int h = 0; h < kNumHalves; ++h) {
+                        issue_half(stage, h);
+                        wait_half(stage, h);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1);
+                    }
+                    sb0 = nb0, sb1 = nb1;
+                }
+                delivered += tile.kb_end - tile.kb_begin;
+                if (combine(tile)) store_tile(tile);
+            }
         }
         // The last turn signal of row group 1 is consumed here, so no barrier is left half-arrived at exit.
         if constexpr (kOrderMma) {
@@ -363,7 +474,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 
 // The dense kernel: one persistent CTA per SM (or fewer), `kGroupM` M blocks per raster band.
 template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
-          unsigned int kChunkN, unsigned int kGroupM, unsigned int kKWays = 1>
+          unsigned int kChunkN, unsigned int kGroupM, unsigned int kKWays = 1, unsigned int kPipeline = 2>
 __global__ void __launch_bounds__(
     Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays>::kNumThreads, 1)
     sm90_fp8_gemm_1d2d_impl(const __grid_constant__ TensorMap tmap_a, const __grid_constant__ TensorMap tmap_b,
@@ -374,7 +485,7 @@ __global__ void __launch_bounds__(
                             unsigned int* __restrict__ counters) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
     using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM>;
-    sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays, Sched>(
+    sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays, kPipeline, Sched>(
         tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right}, num_splits,
         workspace, counters, Sched(m, n, k, num_splits));
 #endif
