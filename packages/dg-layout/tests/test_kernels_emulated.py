@@ -190,11 +190,15 @@ def test_sf_transforms_without_unit_stride(emulated):
     assert torch.equal(out, sf)
 
 
+# narrow: the broadcast kernel's 32-bit offsets (the default for these sizes) or, forced, its 64-bit path.
+@pytest.mark.parametrize("narrow", [True, False])
 # row_div 128 (rule 4) and 256 take the broadcast kernel (16-byte stores when MN % 4 == 0: 300, 520; scalar stores
 # otherwise: 7, 129); 3 the general per-element-division path.
 @pytest.mark.parametrize("row_div", [128, 256, 3])
 @pytest.mark.parametrize("mn,s,groups", [(300, 9, 2), (7, 1, None), (129, 5, 1), (520, 70, 1)])
-def test_block_scale_broadcast_pack(emulated, mn, s, groups, row_div):
+def test_block_scale_broadcast_pack(emulated, monkeypatch, mn, s, groups, row_div, narrow):
+    if not narrow:
+        monkeypatch.setattr(_kernels, "_NARROW_LIMIT", 0)
     rows = L.ceil_div(mn, row_div)
     sfb = torch.pow(2.0, torch.randint(-30, 10, (rows, s) if groups is None else (groups, rows, s)).float())
     want = reference.mn_major_tma_aligned_packed_ue8m0(sfb, row_div, mn)

@@ -41,9 +41,10 @@ void mn_major(int gx, const float* in, float* out, ll g, ll mn, ll s, ll sg, ll 
 void pack(int gx, const float* in, int* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll rd, ll tma) {
     emu::launch(dim3(gx), dim3(kSfThreads), [&] { sf_pack_ue8m0_impl(in, out, g, mn, s, sg, smn, ss, rd, tma); });
 }
-void pack_bcast(int gx, const float* in, int* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll rd, ll tma) {
+void pack_bcast(int gx, const float* in, int* out, ll g, ll mn, ll s, ll sg, ll smn, ll ss, ll rd, ll tma,
+                unsigned narrow) {
     emu::launch(dim3(gx), dim3(kBroadcastThreads),
-                [&] { sf_pack_ue8m0_broadcast_impl(in, out, g, mn, s, sg, smn, ss, rd, tma); });
+                [&] { sf_pack_ue8m0_broadcast_impl(in, out, g, mn, s, sg, smn, ss, rd, tma, narrow); });
 }
 void pack_kg(int gx, int gy, int gz, const float* sf, int* out, const int* ks, ll g, ll mn, ll rin, ll rout,
              unsigned vec) {

@@ -18,7 +18,7 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "per_channel_cast_fp8": ("ptr", "ptr", "ptr") + ("i64",) * 4 + ("u32", "u32"),
     "sf_mn_major_fp32": ("ptr", "ptr") + ("i64",) * 7,
     "sf_pack_ue8m0": ("ptr", "ptr") + ("i64",) * 8,
-    "sf_pack_ue8m0_broadcast": ("ptr", "ptr") + ("i64",) * 8,
+    "sf_pack_ue8m0_broadcast": ("ptr", "ptr") + ("i64",) * 8 + ("u32",),
     "sf_pack_ue8m0_k_grouped": ("ptr", "ptr", "ptr") + ("i64",) * 4 + ("u32",),
 }
 # Kernel stem -> the template arguments it is instantiated with (None: not a template).
@@ -43,6 +43,7 @@ _SF_TILE_S = 64  # sf_tile.cuh: kSfTileS
 _SF_CTAS_PER_SM = 6  # sf_tile.cuh: kSfMinCtasPerSm (40 registers x 256 threads; 16.3 KiB of shared memory)
 _BROADCAST_THREADS = 256  # sf_pack_ue8m0_broadcast.cuh: kBroadcastThreads
 _BROADCAST_CTAS_PER_SM = 4  # sf_pack_ue8m0_broadcast.cuh: kBroadcastCtasPerSm
+_NARROW_LIMIT = 2**31  # element offsets below this use the broadcast kernel's 32-bit path
 _PACK_THREADS = 128  # sf_pack_ue8m0_k_grouped.cuh: kPackThreads
 _PACK_COLS_PER_CTA = 512  # kPackThreads * kColsPerThread
 _MAX_GRID_X = 2**31 - 1
@@ -183,9 +184,12 @@ def pack_ue8m0(sf: torch.Tensor, out: torch.Tensor, row_div: int = 1) -> None:
         _check_tiles(items, "sf", tuple(sf.shape))
         warps = _BROADCAST_THREADS // 32
         grid = _capped_grid((items + warps - 1) // warps, sf.device, waves=_BROADCAST_CTAS_PER_SM)
+        # 32-bit element offsets when the input's largest offset and the output's size fit in 31 bits.
+        last_in = sum((d - 1) * abs(st) for d, st in zip(sf.shape, sf.stride(), strict=True))
+        narrow = int(last_in < _NARROW_LIMIT and out.untyped_storage().nbytes() // 4 < _NARROW_LIMIT)
         with torch.cuda.device(sf.device):
             _kernel("sf_pack_ue8m0_broadcast", sf.device).launch(
-                grid=(grid, 1, 1), block=(_BROADCAST_THREADS, 1, 1), args=args
+                grid=(grid, 1, 1), block=(_BROADCAST_THREADS, 1, 1), args=args + (narrow,)
             )
         return
     with torch.cuda.device(sf.device):
