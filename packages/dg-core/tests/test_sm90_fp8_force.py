@@ -70,7 +70,7 @@ def test_forced_fields_replace_the_model(exe):
 
 
 def test_cluster_dropped_when_m_blocks_are_odd(exe):
-    assert run(exe, "128,0,2", 128, 4096, 7168)[0][2] == 1
+    assert run(exe, "128,0,2", 320, 4096, 7168)[0][2] == 1  # 3 M blocks of 128
 
 
 @pytest.mark.parametrize("force", ["100,0,1", "128,40,1", "264,0,1", "128,16,1"])

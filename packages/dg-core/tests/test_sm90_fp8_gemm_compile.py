@@ -159,7 +159,7 @@ def test_heuristic_configs_are_legal(tmp_path):
         kind, sms, m, n, k, bm, bn, stages, cl, ch, ctas, splits, smem, threads, ways = map(int, line.split())
         where = f"kind={kind} sms={sms} M={m} N={n} K={k}: {line}"
         assert bm in (64, 128), where
-        assert bm >= 128 or m <= 64, where
+        assert bm >= 128 or m <= 128, where  # BLOCK_M 64 for M <= 64, and 64 < M <= 128 when cheaper
         assert bn % 16 == 0 and 16 <= bn <= (256 if kind == 0 else 128), where
         assert bn <= 160 or (bn in (192, 256) and m > 128), where
         if kind == 0:

@@ -117,9 +117,10 @@ inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int
 // it. Measured (H100, harness, us, ways 1 -> best): 64x2112x7168 18.2 -> 15.6, 128x2112x7168 22.0 -> 18.7,
 // 64x4096x7168 23.7 -> 20.4 (3 ways), 128x4096x7168 26.3 -> 23.4, 64x7168x2048 14.7 -> 13.6, 64x7168x16384
 // 59.1 -> 57.0; no gain below 16 K blocks (64x24576x1536 24.8 -> 24.1, 64x32768x512 14.6 -> 15.1).
+// With BLOCK_M 64 for 64 < M <= 128 (two M blocks) 2 ways: 128x2112x7168 at BLOCK_N 32 15.0 us vs 15.5 with 3.
 inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
     if (m > 128 || num_k_blocks < 16) return 1;
-    const int ways = block_m == 64 ? (block_n <= 32 ? 3 : 2) : 2;
+    const int ways = block_m == 64 ? (block_n <= 32 && m <= 64 ? 3 : 2) : 2;
     return k_ways_ok(block_m, block_n, ways) ? ways : 1;
 }
 
@@ -135,7 +136,9 @@ inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
 //    Multicast B across a cluster of 2 (BLOCK_N 128/160 only) when the number of M blocks is even, M >= 512 and
 //    K >= 12288: with K <= 7168 unicast measured 0-4% faster (e.g. 4096x32768x512: 177.1 vs 185.2 us), at
 //    K = 16384 multicast 1% faster.
-//  * M <= 128 (memory-bound): BLOCK_M 64/128 and the BLOCK_N (16..160) that minimises the busiest SM's
+//  * M <= 128 (memory-bound): BLOCK_M 64 (M <= 64; for 64 < M <= 128 when the model finds it strictly cheaper:
+//    two M blocks of a wider tile read fewer bytes per CTA, 128x2112x7168 17.8 -> 15.0 us with 64 x 32 tiles
+//    against 128 x 16) or 128, and the BLOCK_N (16..160) that minimises the busiest SM's
 //    bytes + math (cost model below), with 2-3 K ways (small_m_k_ways) from 16 K blocks on; for 1D1D, if even BLOCK_N
 //    64 leaves more than half the SMs idle on a long K, split K (up to 4 ways, at least 8 K blocks per split) with
 //    BLOCK_N 64 to feed every SM.
@@ -143,8 +146,8 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
                                                   int head_left = 0, int head_right = 0) {
     Sm90Fp8Config best;
     best.block_n = 0;
-    const int block_m = m <= 64 ? 64 : 128;
-    const int num_m_blocks = ceil_div_i(m, block_m);
+    int block_m = m <= 64 ? 64 : 128;
+    int num_m_blocks = ceil_div_i(m, block_m);
     const int num_k_blocks = ceil_div_i(k, kBlockK);
     auto finish = [&](int block_n, int splits, bool multicast) {
         Sm90Fp8Config c;
@@ -200,20 +203,34 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
     // NOTE: per-SM rates in arbitrary units: FP8 math 1400/132 "TFLOPS", loads 4 * 3 / 132 "TB/s".
     const double math_rate = 1400.0 / 132.0 * 1e12, load_rate = 12.0 / 132.0 * 1e12;
     double best_cost = 1e300;
-    int best_n = 0;
-    for (int block_n = 16; block_n <= 160; block_n += 16) {
-        if (kind == Sm90Fp8Kind::k1D1D && block_n > 128) continue;
-        if (!usable(block_n)) continue;
-        const int64_t tiles = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n);
-        const int ctas = static_cast<int>(std::min<int64_t>(tiles, num_sms));
-        const int64_t waves = (tiles + ctas - 1) / ctas;
-        const double kk = static_cast<double>(num_k_blocks) * kBlockK;
-        const double t_math = 2.0 * block_m * block_n * kk / math_rate;
-        const double t_load = (block_m + block_n) * kk / load_rate;
-        const double cost = static_cast<double>(waves) * std::max(t_math, t_load);
-        if (cost < best_cost * (1.0 - 1e-9) || (cost <= best_cost * (1.0 + 1e-9) && block_n > best_n))
-            best_cost = cost, best_n = block_n;
+    int best_n = 0, best_m = block_m;
+    // 1D2D with 64 < M <= 128 also tries BLOCK_M 64 (two M blocks); it is taken only when its cost is below 85% of
+    // BLOCK_M 128's (the model is coarse: 128x7168x2048 at 64 x 64 measured 14.3 us against 12.6 at 128 x 64).
+    const bool try_bm64 = kind == Sm90Fp8Kind::k1D2D && m > 64;
+    for (const int bm : {128, 64}) {
+        if (bm != block_m && !(bm == 64 && try_bm64)) continue;
+        block_m = bm;
+        num_m_blocks = ceil_div_i(m, block_m);
+        double pass_cost = 1e300;
+        int pass_n = 0;
+        for (int block_n = 16; block_n <= 160; block_n += 16) {
+            if (kind == Sm90Fp8Kind::k1D1D && block_n > 128) continue;
+            if (!usable(block_n)) continue;
+            const int64_t tiles = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n);
+            const int ctas = static_cast<int>(std::min<int64_t>(tiles, num_sms));
+            const int64_t waves = (tiles + ctas - 1) / ctas;
+            const double kk = static_cast<double>(num_k_blocks) * kBlockK;
+            const double t_math = 2.0 * block_m * block_n * kk / math_rate;
+            const double t_load = (block_m + block_n) * kk / load_rate;
+            const double cost = static_cast<double>(waves) * std::max(t_math, t_load);
+            if (cost < pass_cost * (1.0 - 1e-9) || (cost <= pass_cost * (1.0 + 1e-9) && block_n > pass_n))
+                pass_cost = cost, pass_n = block_n;
+        }
+        const bool take = best_n == 0 || (bm == 64 && m > 64 ? pass_cost < 0.85 * best_cost : pass_cost < best_cost);
+        if (pass_n != 0 && take) best_cost = pass_cost, best_n = pass_n, best_m = bm;
     }
+    block_m = best_m;
+    num_m_blocks = ceil_div_i(m, block_m);
     if (best_n == 0) return best;
     // NOTE: split-K only for 1D1D, whose epilogue reduce-adds into D (no workspace). The 1D2D kernel
     // supports split-K with an in-kernel fix-up, but on an H100 (cold L2) it measured no faster than the
@@ -228,16 +245,16 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
     return finish(best_n, 1, false);
 }
 
-// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas[,k_ways]]" (0 or missing = keep the heuristic's
+// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas[,k_ways[,block_m]]]" (0 or missing = keep the heuristic's
 // value) replaces parts of a 1D2D config, for A/B timing through the real API (benchmarks, probes). Returns
 // the config unchanged when the variable is unset or the forced config cannot run (the reason goes to stderr);
 // a forced cluster of 2 is dropped when BLOCK_N / 2 is not a multiple of 8 or the M blocks are odd.
 struct Sm90Fp8Force {
-    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0;
-    bool any() const { return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0 || k_ways > 0; }
+    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0, block_m = 0;
+    bool any() const { return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0 || k_ways > 0 || block_m > 0; }
     bool operator==(const Sm90Fp8Force& o) const {
         return block_n == o.block_n && stages == o.stages && cluster_m == o.cluster_m && ctas == o.ctas &&
-               k_ways == o.k_ways;
+               k_ways == o.k_ways && block_m == o.block_m;
     }
 };
 
@@ -245,7 +262,7 @@ inline Sm90Fp8Force sm90_fp8_force_from_env() {
     Sm90Fp8Force f;
     const char* v = std::getenv("DG_SM90_FP8_FORCE");
     if (v == nullptr || v[0] == '\0') return f;
-    std::sscanf(v, "%d,%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas, &f.k_ways);
+    std::sscanf(v, "%d,%d,%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas, &f.k_ways, &f.block_m);
     return f;
 }
 
@@ -255,6 +272,7 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     if (!f.any() || base.block_n == 0) return base;
     Sm90Fp8Config c = base;
     if (f.block_n > 0) c.block_n = f.block_n;
+    if (f.block_m > 0) c.block_m = f.block_m;
     if (f.cluster_m > 0) c.cluster_m = f.cluster_m;
     if (f.k_ways > 0) c.k_ways = f.k_ways;
     if (c.k_ways > 1) c.pipeline = 2;
@@ -264,7 +282,8 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     if (c.cluster_m == 2 && ((c.block_n / 2) % 8 != 0 || num_m_blocks % 2 != 0)) c.cluster_m = 1;
     c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways);
     c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
-    const bool ok = k_ways_ok(c.block_m, c.block_n, c.k_ways) && c.block_n % 8 == 0 && c.block_n >= 8 &&
+    const bool ok = (c.block_m == 64 || c.block_m == 128) && k_ways_ok(c.block_m, c.block_n, c.k_ways) &&
+                    c.block_n % 8 == 0 && c.block_n >= 8 &&
                     c.block_n <= 256 && c.chunk_n > 0 && (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) &&
                     c.stages >= 2 && c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) &&
                     c.num_splits == 1;
