@@ -10,7 +10,8 @@
 //       warpgroup w has row group r = w % (BLOCK_M / 64) and K way q = w / (BLOCK_M / 64): it owns rows
 //       r*64 .. r*64+63 of the BLOCK_M x BLOCK_N tile and the K blocks kb_begin + q, + q + kKWays, ...; per K
 //       block it issues four wgmma m64nBLOCK_Nk32 into `partial`, waits, releases the stage, and promotes
-//       partial * SFA(row) * SFB(col block) into FP32 `accum` (two-level accumulation).
+//       partial * SFA(row) * SFB(col block) into FP32 `accum` (two-level accumulation). BLOCK_N 192 / 256: the
+//       same per half of the tile (four wgmma m64n96k32 / m64n128k32 into a half-width `partial`).
 //       Two row groups, one K way (BLOCK_M 128): the groups take turns issuing their K block's wgmma (named
 //       barriers 8 and 9), so one group promotes while the tensor cores run the other's block. Measured (H100,
 //       harness, same call): 2-4% faster on the M = 4096 seed shapes, within +-2% at M <= 128.
@@ -51,7 +52,8 @@
 //   [way hand-off (kKWays > 1, 128-byte aligned): (kKWays - 1) x BLOCK_M x BLOCK_N FP32]
 //
 // Constraints (static_asserts below; the host's can_implement checks the runtime ones): BLOCK_M 64 or
-// 128; BLOCK_N a multiple of 8 in [8, 256] whose tiles touch at most two 128-column SFB blocks; K % 16
+// 128; BLOCK_N a multiple of 8 in [8, 160] whose tiles touch at most two 128-column SFB blocks, or 192 / 256
+// (two halves); K % 16
 // == 0 (row pitch), N % 8 == 0 (BF16 row pitch); M, N, K edges are zero-filled by TMA on load and
 // clipped on store.
 #pragma once
