@@ -29,6 +29,19 @@ struct SfTile {
     int mn_left, s_left;  // valid rows / columns of this tile (<= the tile size)
 };
 
+// The 1-D tile list of a [G, MN, S] tensor: tiles per group along MN and S, and the total.
+struct SfTileGrid {
+    unsigned int tiles_mn, tiles_s, num_tiles;
+};
+
+__device__ __forceinline__ SfTileGrid sf_tile_grid(long long num_groups, long long mn, long long s, int tile_s) {
+    SfTileGrid grid;
+    grid.tiles_mn = static_cast<unsigned int>((mn + kSfTileMn - 1) / kSfTileMn);
+    grid.tiles_s = static_cast<unsigned int>((s + tile_s - 1) / tile_s);
+    grid.num_tiles = grid.tiles_mn * grid.tiles_s * static_cast<unsigned int>(num_groups);
+    return grid;
+}
+
 // Tile `index` of the (group, S tile, MN tile) order; `tiles_mn`, `tiles_s` tiles per group in each dimension.
 __device__ __forceinline__ SfTile sf_tile_at(unsigned int index, unsigned int tiles_mn, unsigned int tiles_s,
                                              long long mn, long long s, int tile_s) {

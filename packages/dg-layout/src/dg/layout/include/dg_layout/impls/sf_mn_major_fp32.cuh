@@ -22,13 +22,11 @@ __global__ void __launch_bounds__(kSfThreads, kSfMinCtasPerSm)
                           long long s, long long sg, long long smn, long long ss, long long tma_mn) {
     constexpr int kPitch = kSfTileMn + 1;
     __shared__ float tile[kSfTileS * kPitch];
-    const unsigned int tiles_mn = static_cast<unsigned int>((mn + kSfTileMn - 1) / kSfTileMn);
-    const unsigned int tiles_s = static_cast<unsigned int>((s + kSfTileS - 1) / kSfTileS);
-    const unsigned int num_tiles = tiles_mn * tiles_s * static_cast<unsigned int>(num_groups);
+    const SfTileGrid grid = sf_tile_grid(num_groups, mn, s, kSfTileS);
     const int tid = static_cast<int>(threadIdx.x);
 
-    for (unsigned int index = blockIdx.x; index < num_tiles; index += gridDim.x) {
-        const SfTile t = sf_tile_at(index, tiles_mn, tiles_s, mn, s, kSfTileS);
+    for (unsigned int index = blockIdx.x; index < grid.num_tiles; index += gridDim.x) {
+        const SfTile t = sf_tile_at(index, grid.tiles_mn, grid.tiles_s, mn, s, kSfTileS);
         // Step 1: the tile into shared memory, transposed (tile[j][i]).
         load_sf_tile<kSfTileS>(in, t, sg, smn, ss, 1, [&](int i, int j, float v) { tile[j * kPitch + i] = v; });
         __syncthreads();

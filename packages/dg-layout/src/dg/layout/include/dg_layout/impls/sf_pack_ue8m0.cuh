@@ -34,13 +34,11 @@ __global__ void __launch_bounds__(kSfThreads, kSfMinCtasPerSm)
     __shared__ unsigned int words[kSfTileMn * kRowWords];
     unsigned char* exps = reinterpret_cast<unsigned char*>(words);
     const long long packed = (s + 3) / 4;
-    const unsigned int tiles_mn = static_cast<unsigned int>((mn + kSfTileMn - 1) / kSfTileMn);
-    const unsigned int tiles_s = static_cast<unsigned int>((s + kSfTileS - 1) / kSfTileS);
-    const unsigned int num_tiles = tiles_mn * tiles_s * static_cast<unsigned int>(num_groups);
+    const SfTileGrid grid = sf_tile_grid(num_groups, mn, s, kSfTileS);
     const int tid = static_cast<int>(threadIdx.x);
 
-    for (unsigned int index = blockIdx.x; index < num_tiles; index += gridDim.x) {
-        const SfTile t = sf_tile_at(index, tiles_mn, tiles_s, mn, s, kSfTileS);
+    for (unsigned int index = blockIdx.x; index < grid.num_tiles; index += gridDim.x) {
+        const SfTile t = sf_tile_at(index, grid.tiles_mn, grid.tiles_s, mn, s, kSfTileS);
         // Step 1: exponent bytes into shared memory (exps[i][j]).
         load_sf_tile<kSfTileS>(in, t, sg, smn, ss, row_div, [&](int i, int j, float v) {
             exps[i * 4 * kRowWords + j] = static_cast<unsigned char>((__float_as_uint(v) >> 23) & 0xffu);
