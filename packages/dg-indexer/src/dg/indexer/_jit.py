@@ -21,12 +21,17 @@ from dataclasses import dataclass
 
 import torch
 
-# Threads: one producer warpgroup (TMA) plus math warpgroups that take turns on the key tiles: two for the prefill
-# kernel (128 accumulators per thread), four for the paged kernel when its query group has at most 128 Q rows (at
-# most 64 accumulators, which fit the 104 registers of four math warpgroups). NOTE: the paged kernel is bound by
-# HBM bandwidth only while its math warpgroups keep up with the loads; a warpgroup's tile is a dependent chain
-# (wait, wgmma, head sum, stores), so more warpgroups in turn raise the tiles per second an SM retires.
-NUM_THREADS = 384  # the prefill kernel (the paged spec carries its own count)
+# Threads: one producer warpgroup (TMA) plus math warpgroups. The prefill kernel has four, in two pairs that take
+# turns on the key tiles; the two warpgroups of a pair split the 256 Q rows of the query group (64 accumulators per
+# thread each). NOTE: the prefill kernel is bound by how fast the CUDA cores retire the ReLU-weighted head sum (two
+# instructions per accumulator), and four math warps per scheduler hide the latency of that chain far better than
+# two (perf log dg.indexer v4). The paged kernel has four math warpgroups when its query group has at most 128 Q
+# rows (at most 64 accumulators, which fit the 104 registers of four math warpgroups), else two. NOTE: the paged
+# kernel is bound by HBM bandwidth only while its math warpgroups keep up with the loads; a warpgroup's tile is a
+# dependent chain (wait, wgmma, head sum, stores), so more warpgroups in turn raise the tiles per second an SM
+# retires.
+PREFILL_MATH_WARPGROUPS = 4
+NUM_THREADS = 128 * (1 + PREFILL_MATH_WARPGROUPS)  # the prefill kernel (the paged spec carries its own count)
 # Keys per tile (one wgmma M of 64 rows) and per block of the paged cache.
 BLOCK_KV = 64
 # Query rows (query x head) of a non-paged query group: the N of its wgmma (128 or 256). NOTE: 256 reads each key

@@ -128,7 +128,7 @@ def fp8_mqa_logits(
         num_blocks = (seq_len + queries_per_block - 1) // queries_per_block
         grid = min(_jit.num_sms(device), num_blocks)
         smem = _jit.smem_bytes(_jit.Q_ROWS, dim, heads, queries_per_block, spec.stages)
-        kernel.launch(grid=(grid, 1, 1), block=(_jit.NUM_THREADS, 1, 1),
+        kernel.launch(grid=(grid, 1, 1), block=(spec.threads, 1, 1),
                       args=(q_map, k_map, w_map, s_map, ks, ke, out, seq_len, seq_len_kv, buffer.stride(0),
                             int(clean_logits)),
                       smem=smem)

@@ -64,4 +64,26 @@ DG_DEVICE void mbarrier_wait(unsigned long long* bar, unsigned int parity) {
     }
 }
 
+// As mbarrier_try_wait, but the thread may be suspended inside the instruction for up to `suspend_ns` ns (it
+// resumes when the phase completes). For a waiter that would otherwise spin: every failed try_wait is an
+// issued instruction taken from the other warps of its scheduler.
+DG_DEVICE bool mbarrier_try_wait_suspend(unsigned long long* bar, unsigned int parity, unsigned int suspend_ns) {
+    unsigned int ok;
+    asm volatile(
+        "{\n"
+        ".reg .pred P;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 P, [%1], %2, %3;\n"
+        "selp.u32 %0, 1, 0, P;\n"
+        "}\n"
+        : "=r"(ok)
+        : "r"(smem_addr(bar)), "r"(parity), "r"(suspend_ns)
+        : "memory");
+    return ok != 0;
+}
+
+DG_DEVICE void mbarrier_wait_suspend(unsigned long long* bar, unsigned int parity, unsigned int suspend_ns) {
+    while (!mbarrier_try_wait_suspend(bar, parity, suspend_ns)) {
+    }
+}
+
 }  // namespace dg::ptx

@@ -60,8 +60,13 @@ struct GroupRange {
     }
 };
 
-// Two math warpgroups: the 256-row query group keeps 128 accumulators per thread.
-using MqaPrefillRoles = MqaRoles<2>;
+// Four math warpgroups in two pairs: pair p takes the CTA's tiles p, p + 2, p + 4, ...; in a pair, warpgroup half
+// h computes Q rows [128 h, 128 h + 128) of the 256-row query group (queries h * kNumQ / 2 ...), so both read the
+// same key tile and each keeps 64 accumulators per thread.
+using MqaPrefillRoles = MqaRoles<4>;
+constexpr unsigned int kPrefillPairs = 2;
+// Longest time the producer sleeps in one wait for a free key stage (it wakes when the stage is released).
+constexpr unsigned int kProducerSuspendNs = 1000000;
 
 template <unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kQRows, unsigned int kNumStages>
 __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
@@ -71,8 +76,13 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
                              unsigned int seq_len, unsigned int seq_len_kv, unsigned long long out_stride,
                              unsigned int clean) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
-    static_assert(kQRows % kNumHeads == 0 && (kQRows == 128 || kQRows == 256), "a query group is 128 or 256 Q rows");
+    static_assert(kQRows == 256 && kQRows % kNumHeads == 0, "a query group is 256 Q rows");
     constexpr unsigned int kNumQ = kQRows / kNumHeads;
+    // Q rows and queries of one math warpgroup (half of the group).
+    constexpr unsigned int kWgRows = kQRows / 2;
+    constexpr unsigned int kWgQ = kNumQ / 2 > 0 ? kNumQ / 2 : 1;
+    static_assert(kWgRows == kWgQ * kNumHeads, "a warpgroup's rows are whole queries");
+    constexpr unsigned int kStores = (kWgQ + 1) / 2;  // values a lane stores per tile
     using Layout = MqaLayout<kNumQ, kNumHeads, kHeadDim, kNumStages>;
 
     extern __shared__ __align__(1024) unsigned char smem[];
@@ -80,7 +90,8 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     trap_unless(dynamic_smem_size() >= Layout::kSmemBytes && ptx::smem_addr(smem) % 1024 == 0);
     using Roles = MqaPrefillRoles;
     constexpr unsigned int kNumMathThreads = Roles::kNumMathThreads;
-    const MqaBarriers<kNumStages, kNumMathThreads> bars(
+    constexpr unsigned int kPairWarpgroups = Roles::kNumMathWarpgroups / kPrefillPairs;
+    const MqaBarriers<kNumStages, kNumMathThreads, kPairWarpgroups> bars(
         reinterpret_cast<unsigned long long*>(smem + Layout::kBarrierOffset));
     if (threadIdx.x == 0) {
         ptx::tma_prefetch_descriptor(&q_map);
@@ -112,7 +123,9 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
             for (unsigned int t = 0; t < range.num_tiles; ++t, ++tile) {
                 const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
                 const int key = static_cast<int>(range.first_key + t * kBlockKV);
-                ptx::mbarrier_wait(bars.k_empty + stage, phase ^ 1);
+                // NOTE: the ring is full most of the time; a spinning wait would take issue slots from the math
+                // warps that share this warp's scheduler.
+                ptx::mbarrier_wait_suspend(bars.k_empty + stage, phase ^ 1, kProducerSuspendNs);
                 ptx::mbarrier_arrive_expect_tx(bars.k_full + stage, Layout::kStageTxBytes);
                 ptx::tma_load_2d(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &k_map, bars.k_full + stage, 0,
                                  key);
@@ -126,46 +139,73 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     // Step: math warpgroups.
     ptx::setmaxnreg_inc<Roles::kMathRegisters>();
     const unsigned int math_idx = role - kMathWarpgroup0;
-    const unsigned int math_tid = threadIdx.x - kMathWarpgroup0 * 128;  // 0 .. 255 over both warpgroups
-    const unsigned int row0 = accum_row0();
+    const unsigned int pair = math_idx / kPairWarpgroups, half = math_idx % kPairWarpgroups;
+    const unsigned int math_tid = threadIdx.x - kMathWarpgroup0 * 128;  // 0 .. 511 over all math warpgroups
+    // This lane stores the logits of queries half * kWgQ + 2 * j + l / 2 (j < kStores) at key row
+    // row0 + 8 * (l % 2), where l is the lane's place in its quad (relu_weighted_head_sum_scattered).
+    const unsigned int quad_lane = threadIdx.x % 4;
+    const unsigned int store_row = accum_row0() + 8 * (quad_lane % 2);
+    const bool store_lane = scattered_store_lane<kWgQ>();
     const float ninf = neg_inf();
-    float acc[Layout::kQRows / 2];
-    float sums[kNumQ][2];
+    float acc[kWgRows / 2];
+    float sums[kStores];
+    const unsigned long long desc_k0 = tile_desc<kHeadDim>(smem + Layout::kKOffset);
+    // This lane's key scale in stage 0 (stage s: + s * kBlockKV).
+    const float* scales = reinterpret_cast<const float*>(smem + Layout::kScaleOffset) + store_row;
+    static_assert(Layout::kScaleStageBytes == kBlockKV * sizeof(float), "one FP32 scale per key of a stage");
 
     unsigned int tile = 0, iter = 0;
     for (unsigned int g = blockIdx.x; g < num_groups; g += gridDim.x, ++iter) {
         const unsigned int q0 = g * kNumQ;
         const GroupRange<kNumQ> range(ks, ke, q0, seq_len, seq_len_kv);
         const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
-        const unsigned char* q_rows = smem + Layout::kQOffset + slot * Layout::kQSlotBytes;
-        const float* w_slot = reinterpret_cast<const float*>(smem + Layout::kWOffset + slot * Layout::kWSlotBytes);
+        const unsigned char* q_rows = smem + Layout::kQOffset + slot * Layout::kQSlotBytes + half * kWgRows * kHeadDim;
+        const float* w_slot =
+            reinterpret_cast<const float*>(smem + Layout::kWOffset + slot * Layout::kWSlotBytes) + half * kWgRows;
+        // The rows this lane stores: range, output row, and whether it stores at all.
+        unsigned int my_lo[kStores], my_hi[kStores];
+        float* my_row[kStores];
+        bool my_ok[kStores];
+#pragma unroll
+        for (unsigned int j = 0; j < kStores; ++j) {
+            // NOTE: the range arrays are indexed with literals only (selects), so they stay in registers.
+            const bool second = kWgQ > 1 && quad_lane >= 2;
+            const unsigned int i0 = 2 * j, i1 = min_of(2 * j + 1, kWgQ - 1);  // queries of the warpgroup's half
+            const unsigned int lo0 = half ? range.lo[kWgQ + i0] : range.lo[i0];
+            const unsigned int lo1 = half ? range.lo[kWgQ + i1] : range.lo[i1];
+            const unsigned int hi0 = half ? range.hi[kWgQ + i0] : range.hi[i0];
+            const unsigned int hi1 = half ? range.hi[kWgQ + i1] : range.hi[i1];
+            const unsigned int q = q0 + half * kWgQ + (second ? i1 : i0);
+            my_lo[j] = second ? lo1 : lo0;
+            my_hi[j] = second ? hi1 : hi0;
+            my_ok[j] = store_lane && q < seq_len;
+            my_row[j] = out + static_cast<unsigned long long>(my_ok[j] ? q : 0) * out_stride;
+        }
         ptx::mbarrier_wait(bars.q_full + slot, parity);
 
-        for (unsigned int t = 0; t < range.num_tiles; ++t, ++tile) {
-            if (tile % Roles::kNumMathWarpgroups != math_idx) continue;
-            const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
-            const unsigned int key0 = range.first_key + t * kBlockKV + row0;
+        // This pair's tiles of the group: t = t0, t0 + 2, ... (CTA tile number tile + t).
+        const unsigned long long desc_q = tile_desc<kHeadDim>(q_rows);
+        for (unsigned int t = (tile + pair) % kPrefillPairs; t < range.num_tiles; t += kPrefillPairs) {
+            const unsigned int stage = (tile + t) % kNumStages, phase = ((tile + t) / kNumStages) % 2;
+            const unsigned int key = range.first_key + t * kBlockKV + store_row;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
             // Scales of keys past S_kv are zero-filled by TMA; those keys are never stored.
-            const float* stage_scales =
-                reinterpret_cast<const float*>(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes);
-            const float scale0 = stage_scales[row0], scale1 = stage_scales[row0 + 8];
-            tile_mma<Layout::kQRows, kHeadDim>(smem + Layout::kKOffset + stage * Layout::kKStageBytes, q_rows, acc);
+            const float scale = scales[stage * kBlockKV];
+            tile_mma_issue<kWgRows, kHeadDim>(ptx::smem_desc_advance(desc_k0, stage * Layout::kKStageBytes), desc_q,
+                                              acc);
+            tile_mma_wait<kWgRows>(acc);
             ptx::mbarrier_arrive(bars.k_empty + stage);
 
-            relu_weighted_head_sum<kNumQ, kNumHeads>(acc, w_slot, sums);
+            relu_weighted_head_sum_scattered<kWgQ, kNumHeads>(acc, w_slot, sums);
+            if (key < seq_len_kv) {
 #pragma unroll
-            for (unsigned int q = 0; q < kNumQ; ++q) {
-#pragma unroll
-                for (unsigned int half = 0; half < 2; ++half) {
-                    const unsigned int key = key0 + 8 * half;
-                    if (!is_store_lane(q, half) || q0 + q >= seq_len || key >= seq_len_kv) continue;
-                    const bool valid = key >= range.lo[q] && key < range.hi[q];
-                    if (valid || clean)
-                        out[(q0 + q) * out_stride + key] = valid ? sums[q][half] * (half ? scale1 : scale0) : ninf;
+                for (unsigned int j = 0; j < kStores; ++j) {
+                    const bool valid = key >= my_lo[j] && key < my_hi[j];
+                    if (my_ok[j] && (valid || clean)) my_row[j][key] = valid ? sums[j] * scale : ninf;
                 }
             }
         }
+        tile += range.num_tiles;
 
         // Step: -inf outside the tiles of this group (the whole row when the group has no tile).
         if (clean) {

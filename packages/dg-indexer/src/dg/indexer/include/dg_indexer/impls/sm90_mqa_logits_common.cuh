@@ -121,7 +121,8 @@ DG_DEVICE void trap_unless(bool ok) {
 }
 
 // Barriers of one CTA, carved out of the barrier region of the map above.
-template <unsigned int kNumStages, unsigned int kNumMathThreads>
+// kConsumersPerTile: math warpgroups that read each key tile (each arrives with its 128 threads on k_empty).
+template <unsigned int kNumStages, unsigned int kNumMathThreads, unsigned int kConsumersPerTile = 1>
 struct MqaBarriers {
     unsigned long long* k_full;
     unsigned long long* k_empty;
@@ -136,7 +137,7 @@ struct MqaBarriers {
 #pragma unroll
         for (unsigned int s = 0; s < kNumStages; ++s) {
             ptx::mbarrier_init(k_full + s, 1);
-            ptx::mbarrier_init(k_empty + s, 128);
+            ptx::mbarrier_init(k_empty + s, 128 * kConsumersPerTile);
         }
 #pragma unroll
         for (unsigned int i = 0; i < 2; ++i) {
@@ -153,17 +154,20 @@ DG_DEVICE unsigned int accum_row0() {
     return (t / 32) * 16 + (t % 32) / 4;
 }
 
-// S = K_tile * Q_rows^T for all kQRows rows of the query group in one wgmma chain (N = kQRows: the key tile is
-// read from shared memory once per K step for every query of the group). Waits for the tensor cores before
-// returning, so the key stage may be released right after.
+// wgmma descriptor of a K-major FP8 tile of kHeadDim-byte rows (keys or Q rows). NOTE: 8 rows of kHeadDim bytes
+// form one swizzle atom; the stride byte offset jumps between atoms.
+template <unsigned int kHeadDim>
+DG_DEVICE unsigned long long tile_desc(const unsigned char* tile) {
+    return ptx::make_smem_desc_kmajor(tile, 8 * kHeadDim, swizzle_for<kHeadDim>());
+}
+
+// Issues S = K_tile * Q_rows^T for all kQRows rows of the query group as one wgmma chain (N = kQRows: the key
+// tile is read from shared memory once per K step for every query of the group) and commits it as one group.
+// Takes the tiles' descriptors (tile_desc).
 template <unsigned int kQRows, unsigned int kHeadDim>
-DG_DEVICE void tile_mma(const unsigned char* k_tile, const unsigned char* q_rows, float (&acc)[kQRows / 2]) {
+DG_DEVICE void tile_mma_issue(unsigned long long desc_k, unsigned long long desc_q, float (&acc)[kQRows / 2]) {
     using Mma = ptx::WgmmaFp8<kQRows>;
     static_assert(Mma::kNumAccum == kQRows / 2, "accumulator count of m64nNk32");
-    constexpr ptx::SmemSwizzle kSwizzle = swizzle_for<kHeadDim>();
-    // NOTE: 8 rows of kHeadDim bytes form one swizzle atom; the stride byte offset jumps between atoms.
-    const unsigned long long desc_k = ptx::make_smem_desc_kmajor(k_tile, 8 * kHeadDim, kSwizzle);
-    const unsigned long long desc_q = ptx::make_smem_desc_kmajor(q_rows, 8 * kHeadDim, kSwizzle);
     ptx::accum_fence_array<kQRows / 2>(acc);
     ptx::wgmma_fence();
 #pragma unroll
@@ -171,17 +175,29 @@ DG_DEVICE void tile_mma(const unsigned char* k_tile, const unsigned char* q_rows
         Mma::mma(ptx::smem_desc_advance(desc_k, kk * kWgmmaK), ptx::smem_desc_advance(desc_q, kk * kWgmmaK), acc,
                  kk > 0);
     ptx::wgmma_commit_group();
+}
+
+// Waits for the chain tile_mma_issue committed, so the key stage may be released right after.
+template <unsigned int kQRows>
+DG_DEVICE void tile_mma_wait(float (&acc)[kQRows / 2]) {
     ptx::wgmma_wait_group<0>();
     ptx::accum_fence_array<kQRows / 2>(acc);
 }
 
-// sums[q][half] = sum_h w[q, h] * max(0, S[row0 + 8 * half, q * H + h]), identical in the four lanes of a quad.
-// Column n of the accumulator is Q row n = q * H + h, and the weight slot is [kNumQ][H] row-major, so the weight
-// of column n is w_slot[n]. Weights are read as float2 pairs: the four distinct addresses of a warp hit four
-// banks.
+// Issue and wait in one step.
+template <unsigned int kQRows, unsigned int kHeadDim>
+DG_DEVICE void tile_mma(const unsigned char* k_tile, const unsigned char* q_rows, float (&acc)[kQRows / 2]) {
+    tile_mma_issue<kQRows, kHeadDim>(tile_desc<kHeadDim>(k_tile), tile_desc<kHeadDim>(q_rows), acc);
+    tile_mma_wait<kQRows>(acc);
+}
+
+// Per-thread part of the ReLU-weighted head sum: part[2 * q + half] = sum over this thread's accumulator columns
+// of query q of w[q, h] * max(0, S[row0 + 8 * half, q * H + h]). Column n of the accumulator is Q row
+// n = q * H + h, and the weight slot is [kNumQ][H] row-major, so the weight of column n is w_slot[n]. Weights are
+// read as float2 pairs: the four distinct addresses of a warp hit four banks.
 template <unsigned int kNumQ, unsigned int kNumHeads>
-DG_DEVICE void relu_weighted_head_sum(const float (&acc)[kNumQ * kNumHeads / 2], const float* w_slot,
-                                      float (&sums)[kNumQ][2]) {
+DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2], const float* w_slot,
+                                     float (&part)[2 * kNumQ]) {
     const unsigned int col = 2 * (threadIdx.x % 4);
     constexpr unsigned int kGroupsPerQuery = kNumHeads / 8;  // 8-column accumulator groups per query
 #pragma unroll
@@ -196,6 +212,58 @@ DG_DEVICE void relu_weighted_head_sum(const float (&acc)[kNumQ * kNumHeads / 2],
             s1 = fmaf(fmaxf(acc[4 * i + 2], 0.0f), wv.x, s1);
             s1 = fmaf(fmaxf(acc[4 * i + 3], 0.0f), wv.y, s1);
         }
+        part[2 * q] = s0;
+        part[2 * q + 1] = s1;
+    }
+}
+
+// The head sum reduced and scattered over the four lanes of a quad (the lanes that share an accumulator row).
+// With kNumQ >= 2, lane l of the quad ends with out[j] = value 4 * j + l, that is query 2 * j + l / 2 at row
+// row0 + 8 * (l % 2). Two exchange steps (xor 1, then xor 2) each send the half of the values the partner keeps:
+// 3 * kNumQ / 2 shuffles and adds instead of the 4 * kNumQ of a full butterfly, and each lane then stores
+// kNumQ / 2 values without a per-value lane test. With kNumQ == 1, lanes l and l ^ 2 both end with row
+// row0 + 8 * (l % 2) of the one query (scattered_store_lane picks one of them).
+template <unsigned int kNumQ, unsigned int kNumHeads>
+DG_DEVICE void relu_weighted_head_sum_scattered(const float (&acc)[kNumQ * kNumHeads / 2], const float* w_slot,
+                                                float (&out)[(kNumQ + 1) / 2]) {
+    static_assert(kNumQ == 1 || kNumQ % 2 == 0, "the scattered sum needs one or an even number of queries");
+    float part[2 * kNumQ];
+    relu_weighted_partial<kNumQ, kNumHeads>(acc, w_slot, part);
+    const bool odd = (threadIdx.x & 1) != 0, upper = (threadIdx.x & 2) != 0;
+    float half_sums[kNumQ];  // value 2 * i + (l % 2)
+#pragma unroll
+    for (unsigned int i = 0; i < kNumQ; ++i) {
+        const float keep = odd ? part[2 * i + 1] : part[2 * i];
+        const float send = odd ? part[2 * i] : part[2 * i + 1];
+        half_sums[i] = keep + __shfl_xor_sync(0xffffffffu, send, 1);
+    }
+    if constexpr (kNumQ == 1) {
+        out[0] = half_sums[0] + __shfl_xor_sync(0xffffffffu, half_sums[0], 2);
+    } else {
+#pragma unroll
+        for (unsigned int j = 0; j < kNumQ / 2; ++j) {
+            const float keep = upper ? half_sums[2 * j + 1] : half_sums[2 * j];
+            const float send = upper ? half_sums[2 * j] : half_sums[2 * j + 1];
+            out[j] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
+        }
+    }
+}
+
+// Whether this lane stores the values relu_weighted_head_sum_scattered left it (one of two lanes when kNumQ == 1).
+template <unsigned int kNumQ>
+DG_DEVICE bool scattered_store_lane() {
+    return kNumQ != 1 || (threadIdx.x & 2) == 0;
+}
+
+// sums[q][half] = sum_h w[q, h] * max(0, S[row0 + 8 * half, q * H + h]), identical in the four lanes of a quad.
+template <unsigned int kNumQ, unsigned int kNumHeads>
+DG_DEVICE void relu_weighted_head_sum(const float (&acc)[kNumQ * kNumHeads / 2], const float* w_slot,
+                                      float (&sums)[kNumQ][2]) {
+    float part[2 * kNumQ];
+    relu_weighted_partial<kNumQ, kNumHeads>(acc, w_slot, part);
+#pragma unroll
+    for (unsigned int q = 0; q < kNumQ; ++q) {
+        float s0 = part[2 * q], s1 = part[2 * q + 1];
         s0 += __shfl_xor_sync(0xffffffffu, s0, 1);
         s1 += __shfl_xor_sync(0xffffffffu, s1, 1);
         s0 += __shfl_xor_sync(0xffffffffu, s0, 2);
