@@ -62,8 +62,9 @@ struct GroupRange {
 
 // Four math warpgroups in two pairs: pair p takes the CTA's tiles p, p + 2, p + 4, ...; in a pair, warpgroup half
 // h computes Q rows [128 h, 128 h + 128) of the 256-row query group (queries h * kNumQ / 2 ...), so both read the
-// same key tile and each keeps 64 accumulators per thread.
-using MqaPrefillRoles = MqaRoles<4>;
+// same key tile and each keeps 64 accumulators per thread. The producer runs with 24 registers, which leaves the
+// math warpgroups 112: the accumulators and the 32 weights of the warpgroup's rows, held for the whole group.
+using MqaPrefillRoles = MqaRoles<4, 24>;
 constexpr unsigned int kPrefillPairs = 2;
 // Longest time the producer sleeps in one wait for a free key stage (it wakes when the stage is released).
 constexpr unsigned int kProducerSuspendNs = 1000000;
@@ -107,7 +108,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
 
     if (role == kTmaWarpgroup) {
         // Step: producer. One elected lane of the first warp issues every load; the other warps retire.
-        ptx::setmaxnreg_dec<kTmaRegisters>();
+        ptx::setmaxnreg_dec<Roles::kProducerRegisters>();
         if (warp_idx_sync() != 0 || !elect_one_sync()) return;
         unsigned int tile = 0, iter = 0;
         for (unsigned int g = blockIdx.x; g < num_groups; g += gridDim.x, ++iter) {
@@ -148,6 +149,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     const bool store_lane = scattered_store_lane<kWgQ>();
     const float ninf = neg_inf();
     float acc[kWgRows / 2];
+    float2 wr[kWgRows / 8];
     float sums[kStores];
     const unsigned long long desc_k0 = tile_desc<kHeadDim>(smem + Layout::kKOffset);
     // This lane's key scale in stage 0 (stage s: + s * kBlockKV).
@@ -185,6 +187,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
 
         // This pair's tiles of the group: t = t0, t0 + 2, ... (CTA tile number tile + t).
         const unsigned long long desc_q = tile_desc<kHeadDim>(q_rows);
+        load_head_weights<kWgQ, kNumHeads>(w_slot, wr);
         for (unsigned int t = (tile + pair) % kPrefillPairs; t < range.num_tiles; t += kPrefillPairs) {
             const unsigned int stage = (tile + t) % kNumStages, phase = ((tile + t) / kNumStages) % 2;
             const unsigned int key = range.first_key + t * kBlockKV + store_row;
@@ -196,7 +199,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
             tile_mma_wait<kWgRows>(acc);
             ptx::mbarrier_arrive(bars.k_empty + stage);
 
-            relu_weighted_head_sum_scattered<kWgQ, kNumHeads>(acc, w_slot, sums);
+            relu_weighted_head_sum_scattered<kWgQ, kNumHeads>(acc, wr, sums);
             if (key < seq_len_kv) {
 #pragma unroll
                 for (unsigned int j = 0; j < kStores; ++j) {

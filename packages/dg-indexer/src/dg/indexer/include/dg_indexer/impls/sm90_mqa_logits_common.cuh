@@ -53,8 +53,9 @@ constexpr unsigned int kMathWarpgroup0 = 1;
 constexpr unsigned int kTmaRegisters = 40;
 
 // Thread counts and register budgets of a kernel with kNumMathWarpgroups math warpgroups after the TMA one.
-template <unsigned int kNumMathWarpgroups_>
+template <unsigned int kNumMathWarpgroups_, unsigned int kTmaRegisters_ = kTmaRegisters>
 struct MqaRoles {
+    static constexpr unsigned int kProducerRegisters = kTmaRegisters_;
     static constexpr unsigned int kNumMathWarpgroups = kNumMathWarpgroups_;
     static constexpr unsigned int kNumMathThreads = kNumMathWarpgroups * 128;
     static constexpr unsigned int kNumThreads = 128 + kNumMathThreads;
@@ -65,9 +66,9 @@ struct MqaRoles {
     // is shared by the math warpgroups, and asking for more than the pool holds blocks setmaxnreg.inc forever.
     // 232 with two math warpgroups (168 at launch), 104 with four (96 at launch).
     static constexpr unsigned int kMathRegisters =
-        min_of(232u, (kLaunchRegisters * kNumThreads - kTmaRegisters * 128) / kNumMathThreads / 8 * 8);
+        min_of(232u, (kLaunchRegisters * kNumThreads - kProducerRegisters * 128) / kNumMathThreads / 8 * 8);
     static_assert(kNumMathWarpgroups == 2 || kNumMathWarpgroups == 4, "two or four math warpgroups");
-    static_assert(kTmaRegisters * 128 + kMathRegisters * kNumMathThreads <= kLaunchRegisters * kNumThreads,
+    static_assert(kProducerRegisters * 128 + kMathRegisters * kNumMathThreads <= kLaunchRegisters * kNumThreads,
                   "register budget of the warpgroups exceeds the CTA's launch allocation");
 };
 
@@ -191,14 +192,22 @@ DG_DEVICE void tile_mma(const unsigned char* k_tile, const unsigned char* q_rows
     tile_mma_wait<kQRows>(acc);
 }
 
-// Per-thread part of the ReLU-weighted head sum: part[2 * q + half] = sum over this thread's accumulator columns
-// of query q of w[q, h] * max(0, S[row0 + 8 * half, q * H + h]). Column n of the accumulator is Q row
-// n = q * H + h, and the weight slot is [kNumQ][H] row-major, so the weight of column n is w_slot[n]. Weights are
-// read as float2 pairs: the four distinct addresses of a warp hit four banks.
+// The weights this thread's accumulator columns need: wr[i] = (w_slot[8 i + c], w_slot[8 i + c + 1]) with
+// c = 2 * (lane % 4), for the 8-column accumulator groups i of kNumQ queries. Column n of the accumulator is Q row
+// n = q * H + h, and the weight slot is [kNumQ][H] row-major, so the weight of column n is w_slot[n]. Read as
+// float2 pairs: the four distinct addresses of a warp hit four banks.
 template <unsigned int kNumQ, unsigned int kNumHeads>
-DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2], const float* w_slot,
-                                     float (&part)[2 * kNumQ]) {
+DG_DEVICE void load_head_weights(const float* w_slot, float2 (&wr)[kNumQ * kNumHeads / 8]) {
     const unsigned int col = 2 * (threadIdx.x % 4);
+#pragma unroll
+    for (unsigned int i = 0; i < kNumQ * kNumHeads / 8; ++i) wr[i] = *reinterpret_cast<const float2*>(w_slot + 8 * i + col);
+}
+
+// Per-thread part of the ReLU-weighted head sum: part[2 * q + half] = sum over this thread's accumulator columns
+// of query q of w[q, h] * max(0, S[row0 + 8 * half, q * H + h]), with the weights from load_head_weights.
+template <unsigned int kNumQ, unsigned int kNumHeads>
+DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2],
+                                     const float2 (&wr)[kNumQ * kNumHeads / 8], float (&part)[2 * kNumQ]) {
     constexpr unsigned int kGroupsPerQuery = kNumHeads / 8;  // 8-column accumulator groups per query
 #pragma unroll
     for (unsigned int q = 0; q < kNumQ; ++q) {
@@ -206,15 +215,23 @@ DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2], 
 #pragma unroll
         for (unsigned int g = 0; g < kGroupsPerQuery; ++g) {
             const unsigned int i = q * kGroupsPerQuery + g;
-            const float2 wv = *reinterpret_cast<const float2*>(w_slot + 8 * i + col);
-            s0 = fmaf(fmaxf(acc[4 * i + 0], 0.0f), wv.x, s0);
-            s0 = fmaf(fmaxf(acc[4 * i + 1], 0.0f), wv.y, s0);
-            s1 = fmaf(fmaxf(acc[4 * i + 2], 0.0f), wv.x, s1);
-            s1 = fmaf(fmaxf(acc[4 * i + 3], 0.0f), wv.y, s1);
+            s0 = fmaf(fmaxf(acc[4 * i + 0], 0.0f), wr[i].x, s0);
+            s0 = fmaf(fmaxf(acc[4 * i + 1], 0.0f), wr[i].y, s0);
+            s1 = fmaf(fmaxf(acc[4 * i + 2], 0.0f), wr[i].x, s1);
+            s1 = fmaf(fmaxf(acc[4 * i + 3], 0.0f), wr[i].y, s1);
         }
         part[2 * q] = s0;
         part[2 * q + 1] = s1;
     }
+}
+
+// As above with the weights read from the weight slot in shared memory.
+template <unsigned int kNumQ, unsigned int kNumHeads>
+DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2], const float* w_slot,
+                                     float (&part)[2 * kNumQ]) {
+    float2 wr[kNumQ * kNumHeads / 8];
+    load_head_weights<kNumQ, kNumHeads>(w_slot, wr);
+    relu_weighted_partial<kNumQ, kNumHeads>(acc, wr, part);
 }
 
 // The head sum reduced and scattered over the four lanes of a quad (the lanes that share an accumulator row).
@@ -224,11 +241,12 @@ DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2], 
 // kNumQ / 2 values without a per-value lane test. With kNumQ == 1, lanes l and l ^ 2 both end with row
 // row0 + 8 * (l % 2) of the one query (scattered_store_lane picks one of them).
 template <unsigned int kNumQ, unsigned int kNumHeads>
-DG_DEVICE void relu_weighted_head_sum_scattered(const float (&acc)[kNumQ * kNumHeads / 2], const float* w_slot,
+DG_DEVICE void relu_weighted_head_sum_scattered(const float (&acc)[kNumQ * kNumHeads / 2],
+                                                const float2 (&wr)[kNumQ * kNumHeads / 8],
                                                 float (&out)[(kNumQ + 1) / 2]) {
     static_assert(kNumQ == 1 || kNumQ % 2 == 0, "the scattered sum needs one or an even number of queries");
     float part[2 * kNumQ];
-    relu_weighted_partial<kNumQ, kNumHeads>(acc, w_slot, part);
+    relu_weighted_partial<kNumQ, kNumHeads>(acc, wr, part);
     const bool odd = (threadIdx.x & 1) != 0, upper = (threadIdx.x & 2) != 0;
     float half_sums[kNumQ];  // value 2 * i + (l % 2)
 #pragma unroll
