@@ -87,9 +87,11 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     using Layout = MqaLayout<kNumQ, kNumHeads, kHeadDim, kNumStages>;
 
     extern __shared__ __align__(1024) unsigned char smem[];
-    // NOTE: the swizzled tiles need a 1024-byte aligned base and the host must have provided the whole map.
-    trap_unless(dynamic_smem_size() >= Layout::kSmemBytes && ptx::smem_addr(smem) % 1024 == 0);
     using Roles = MqaPrefillRoles;
+    // NOTE: the swizzled tiles need a 1024-byte aligned base, the host must have provided the whole map, and every
+    // warpgroup must exist (a missing math warpgroup would leave its barriers waiting forever).
+    trap_unless(dynamic_smem_size() >= Layout::kSmemBytes && ptx::smem_addr(smem) % 1024 == 0 &&
+                blockDim.x == Roles::kNumThreads && blockDim.y == 1 && blockDim.z == 1);
     constexpr unsigned int kNumMathThreads = Roles::kNumMathThreads;
     constexpr unsigned int kPairWarpgroups = Roles::kNumMathWarpgroups / kPrefillPairs;
     const MqaBarriers<kNumStages, kNumMathThreads, kPairWarpgroups> bars(

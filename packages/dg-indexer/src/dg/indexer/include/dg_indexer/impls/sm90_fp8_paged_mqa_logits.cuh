@@ -129,8 +129,10 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
                   "four math warpgroups hold at most 64 accumulators per thread (104 registers)");
 
     extern __shared__ __align__(1024) unsigned char smem[];
-    // NOTE: the swizzled tiles need a 1024-byte aligned base and the host must have provided the whole map.
-    trap_unless(dynamic_smem_size() >= Layout::kSmemBytes && ptx::smem_addr(smem) % 1024 == 0);
+    // NOTE: the swizzled tiles need a 1024-byte aligned base, the host must have provided the whole map, and every
+    // warpgroup must exist (a missing math warpgroup would leave its barriers waiting forever).
+    trap_unless(dynamic_smem_size() >= Layout::kSmemBytes && ptx::smem_addr(smem) % 1024 == 0 &&
+                blockDim.x == Roles::kNumThreads && blockDim.y == 1 && blockDim.z == 1);
     const MqaBarriers<kNumStages, kNumMathThreads> bars(
         reinterpret_cast<unsigned long long*>(smem + Layout::kBarrierOffset));
     if (threadIdx.x == 0) {
