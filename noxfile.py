@@ -173,14 +173,17 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(venv_backend=BACKEND)
 def sanitize(session: nox.Session) -> None:
-    """compute-sanitizer memcheck and racecheck over the FP8 GEMM paths (needs an SM90 GPU)."""
+    """compute-sanitizer memcheck and racecheck over the FP8 GEMM paths and both MQA-logits kernels (needs an SM90
+    GPU)."""
     cap = _has_gpu(session)
     if cap is None or cap[0] != 9:
         session.log(f"no SM90 GPU here (found {cap or 'none'}): nothing run")
         return
-    script = str(ROOT / "packages" / "dg-core" / "tests" / "sanitize_fp8_gemm.py")
-    for tool in ("memcheck", "racecheck"):
-        session.run("compute-sanitizer", "--tool", tool, "--error-exitcode", "1", "python", script, external=True)
+    scripts = [str(ROOT / "packages" / "dg-core" / "tests" / "sanitize_fp8_gemm.py"),
+               str(ROOT / "packages" / "dg-indexer" / "tests" / "sanitize_mqa_logits.py")]
+    for script in scripts:
+        for tool in ("memcheck", "racecheck"):
+            session.run("compute-sanitizer", "--tool", tool, "--error-exitcode", "1", "python", script, external=True)
 
 
 @nox.session(venv_backend=BACKEND)
