@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 import dg.indexer as idx
+import torch
 from dg.indexer import reference as ref
 
 D, BLOCK_KV = 128, 64
