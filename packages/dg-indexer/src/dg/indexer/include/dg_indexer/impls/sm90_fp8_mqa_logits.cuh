@@ -6,12 +6,12 @@
 // w FP32 [S, H], FP32 out with row pitch `out_stride` elements. With `clean` set, every other position of the S x S_kv
 // output is -inf, written by the same CTA (no separate pass, no extra read of the output).
 //
-// Work: a query group is kNumQ = kQRows / H consecutive queries (kQRows = 128 or 256 Q rows, one wgmma N).
-// Persistent CTAs take groups
+// Work: a query group is kNumQ = 256 / H consecutive queries (256 Q rows). Persistent CTAs take groups
 // blockIdx.x, blockIdx.x + gridDim.x, ...; a group walks the union of its queries' key ranges, its start rounded
 // down to a multiple of 4 keys (TMA needs a 16-byte aligned innermost coordinate for the scales), in tiles of 64
-// keys; tile t of the CTA's sequence goes to math warpgroup t % 2 (roles, pipelines and the shared memory map in
-// sm90_mqa_logits_common.cuh). Q rows and weights of a group are double buffered, keys use kNumStages stages.
+// keys; tile t of the CTA's sequence goes to math pair t % 2, whose two warpgroups each compute half of the Q rows
+// (roles, pipelines and the shared memory map in sm90_mqa_logits_common.cuh). Q rows and weights of a group are
+// double buffered, keys use kNumStages stages.
 //
 // Guards (bad range values never cause an out-of-bounds access or an endless loop): ks is clamped to
 // [0, S_kv] and ke to [ks, S_kv]; keys past S_kv are zero-filled by TMA and never stored; query rows past S

@@ -2,27 +2,30 @@
 // memory map, the warp roles, the per-tile FP8 wgmma and the ReLU-weighted head sum.
 //
 // Tile math (one math warpgroup, one tile of 64 keys):
-//     S[key, q*H + h] = sum_d K[key, d] * Q[q, h, d]    one wgmma m64nNk32 chain, N = kQRows = kNumQ * H,
-//                                                        A = key tile (64 x D), B = the group's Q rows (N x D),
-//                                                        both FP8 e4m3, K-major, swizzled by D bytes, FP32 accum
+//     S[key, n] = sum_d K[key, d] * Q_n[d]              one wgmma m64nNk32 chain over the warpgroup's N Q rows
+//                                                        (row n = q * H + h), A = key tile (64 x D), B = the Q
+//                                                        rows (N x D), both FP8 e4m3, K-major, swizzled by D
+//                                                        bytes, FP32 accumulators
 //     out[q, key] = k_scale[key] * sum_h w[q, h] * max(0, S[key, q*H + h])
-// kNumQ queries share the chain (256/H for the prefill kernel, next_n for decode); the head sum is a per-thread
-// sum over the thread's accumulator columns of that query followed by two xor shuffles inside each quad of
-// lanes (the four lanes that share an accumulator row).
+// Decode: N = next_n * H, the whole query group. Prefill: the 256 Q rows of a group (256 / H queries) are split
+// between the two warpgroups of a pair, N = 128 each. The head sum is a per-thread sum over the thread's
+// accumulator columns of a query, then a reduction inside each quad of lanes (the four lanes that share an
+// accumulator row): a butterfly (decode) or a reduce-and-scatter that leaves each lane one distinct value to
+// store (prefill).
 //
-// Warp roles (128 * (1 + M) threads, M = MqaRoles::kNumMathWarpgroups: 2 for the prefill kernel, 4 for the
-// paged kernel when its accumulators fit 104 registers):
+// Warp roles (128 * (1 + M) threads, M = MqaRoles::kNumMathWarpgroups):
 //     warpgroup 0      kTmaWarpgroup     one lane of its first warp issues every TMA load (in the paged kernel
 //                                        the whole warp walks the work and its lanes fetch block ids); the other
-//                                        warps retire at once; 40 registers per thread
-//     warpgroup 1 + m  math warpgroup m  tiles m, m + M, m + 2M, ... of the CTA's tile sequence; 232 registers
-//                                        (M = 2) or 104 (M = 4)
+//                                        warps retire at once; 40 registers per thread (24 in the prefill kernel)
+//     warpgroup 1 + m  math warpgroup m  decode: tiles m, m + M, m + 2M, ... of the CTA's tile sequence, 232
+//                                        registers (M = 2) or 104 (M = 4); prefill (M = 4): pair m / 2 takes tiles
+//                                        m / 2, m / 2 + 2, ..., half m % 2 of the Q rows, 112 registers
 // The math warpgroups take turns: while one runs its ReLU-weighted head sum on the CUDA cores another one's
 // wgmma keeps the tensor cores busy.
 //
 // Pipelines (producer -> consumer, arrive counts):
-//     k_full[s]   TMA (1 arrive + 64*D + 256 tx bytes)   -> math warpgroup owning the tile (keys and scales)
-//     k_empty[s]  the owning math warpgroup (128 arrives) -> TMA
+//     k_full[s]   TMA (1 arrive + 64*D + 256 tx bytes)   -> the math warpgroup(s) owning the tile (keys, scales)
+//     k_empty[s]  the owning warpgroup(s) (128 arrives each) -> TMA
 //     q_full[i]   TMA (1 arrive + Q and weight bytes)     -> every math warpgroup           (i = 0, 1)
 //     q_empty[i]  every math warpgroup (128 * M arrives)  -> TMA
 //
