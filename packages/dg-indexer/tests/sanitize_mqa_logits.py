@@ -6,10 +6,14 @@ Exits non-zero if a result is wrong."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import dg.indexer as idx
 import torch
 from dg.indexer import reference as ref
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from indexer_inputs import make_paged  # noqa: E402
 
 D, BLOCK_KV = 128, 64
 
@@ -41,19 +45,8 @@ def non_paged(seq_len: int, seq_len_kv: int, heads: int) -> bool:
 
 
 def paged(batch: int, next_n: int, max_ctx: int, heads: int) -> bool:
-    lens = torch.randint(1, max_ctx + 1, (batch,), dtype=torch.int32, device="cuda")
-    used = ((lens + BLOCK_KV - 1) // BLOCK_KV).tolist()
-    num_blocks = sum(used)
-    table = torch.zeros(batch, (max_ctx + BLOCK_KV - 1) // BLOCK_KV, dtype=torch.int32, device="cuda")
-    perm = torch.randperm(num_blocks, device="cuda").int()
-    at = 0
-    for i, n in enumerate(used):
-        table[i, :n] = perm[at:at + n]
-        at += n
-    values, scales = ref.quantize_per_token(torch.randn(num_blocks * BLOCK_KV, D, device="cuda"))
-    cache = ref.pack_paged_kv_cache(values.view(num_blocks, BLOCK_KV, D), scales.view(num_blocks, -1))
-    q = torch.randn(batch, next_n, heads, D, device="cuda").to(torch.float8_e4m3fn)
-    w = torch.randn(batch * next_n, heads, device="cuda")
+    lens_list = torch.randint(1, max_ctx + 1, (batch,)).tolist()
+    q, cache, w, lens, table = make_paged(batch, next_n, heads, D, lens_list, max_ctx)
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     meta = idx.get_paged_mqa_logits_metadata(lens, BLOCK_KV, sms)
     out = idx.fp8_paged_mqa_logits(q, cache, w, lens, table, meta, max_ctx, clean_logits=True)

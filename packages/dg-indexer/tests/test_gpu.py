@@ -20,6 +20,7 @@ from dg.indexer import paged_mqa_logits as paged_module
 from dg.indexer import reference as ref
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from indexer_inputs import make_paged  # noqa: E402
 from indexer_logits_check import check_logits, mqa_magnitude, paged_magnitude  # noqa: E402
 
 pytestmark = [pytest.mark.gpu,
@@ -158,27 +159,6 @@ def test_mqa_empty_problem():
 # ---------------------------------------------------------------------------------------------------------------
 # Paged
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def make_paged(batch, next_n, heads, dim, lens, max_len, table_pitch_extra=0, spare_blocks=5):
-    lens_t = torch.tensor(lens, dtype=torch.int32, device="cuda")
-    used = [(x + 63) // 64 for x in lens]
-    num_blocks = sum(used) + spare_blocks
-    width = max(1, (max_len + 63) // 64)
-    # Random block order; a wider parent table makes the rows non-contiguous (row pitch > width).
-    perm = torch.randperm(num_blocks, device="cuda").int()
-    parent = torch.zeros(batch, width + table_pitch_extra, dtype=torch.int32, device="cuda")
-    at = 0
-    for b, n in enumerate(used):
-        n = min(n, width)
-        parent[b, :n] = perm[at:at + n]
-        at += n
-    table = parent[:, :width]
-    values, scales = ref.quantize_per_token(torch.randn(num_blocks * 64, dim, device="cuda"))
-    cache = ref.pack_paged_kv_cache(values.view(num_blocks, 64, dim), scales.view(num_blocks, 64))
-    q = torch.randn(batch, next_n, heads, dim, device="cuda").to(FP8)
-    w = torch.randn(batch * next_n, heads, device="cuda")
-    return q, cache, w, lens_t, table
 
 
 def run_paged(q, cache, w, lens, table, max_len, clean=True, what="", sched=None):
