@@ -34,8 +34,8 @@ PREFILL_MATH_WARPGROUPS = 4
 NUM_THREADS = 128 * (1 + PREFILL_MATH_WARPGROUPS)  # the prefill kernel (the paged spec carries its own count)
 # Keys per tile (one wgmma M of 64 rows) and per block of the paged cache.
 BLOCK_KV = 64
-# Query rows (query x head) of a non-paged query group: the N of its wgmma (128 or 256). NOTE: 256 reads each key
-# tile from shared memory once for twice the work, at 128 accumulator registers per math thread.
+# Query rows (query x head) of a non-paged query group, loaded as one TMA box and split between the two warpgroups
+# of a math pair (N = 128 each). NOTE: each key tile is read once for all 256 rows (four queries at 64 heads).
 Q_ROWS = 256
 # Key-tile stages: as many as fit in SMEM_BUDGET, at most MAX_STAGES. NOTE: the paged kernel is bound by HBM
 # bandwidth, and the bytes in flight per SM (stages x 64 x D) are what hides the memory latency.

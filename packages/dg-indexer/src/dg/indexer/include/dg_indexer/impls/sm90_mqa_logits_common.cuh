@@ -67,7 +67,8 @@ struct MqaRoles {
     static constexpr unsigned int kLaunchRegisters = 65536u / kNumThreads / 8 * 8;
     // NOTE: setmaxnreg only moves registers inside the CTA's launch allocation: what the TMA warpgroup gives back
     // is shared by the math warpgroups, and asking for more than the pool holds blocks setmaxnreg.inc forever.
-    // 232 with two math warpgroups (168 at launch), 104 with four (96 at launch).
+    // 232 with two math warpgroups (168 at launch); with four (96 at launch), 104 beside a 40-register producer
+    // and 112 beside a 24-register one.
     static constexpr unsigned int kMathRegisters =
         min_of(232u, (kLaunchRegisters * kNumThreads - kProducerRegisters * 128) / kNumMathThreads / 8 * 8);
     static_assert(kNumMathWarpgroups == 2 || kNumMathWarpgroups == 4, "two or four math warpgroups");
