@@ -73,3 +73,4 @@ def test_headers_compile_with_nvcc(spec, tmp_path):
     # Spills or a serialised wgmma pipeline would not be wrong, but they are a performance bug worth failing on.
     assert "spill stores" not in log or " 0 bytes spill stores" in log, log
     assert "C7510" not in log, log
+    assert "Potential Performance Loss" not in log, log  # e.g. C7514: every wgmma of the kernel serialised
