@@ -188,7 +188,7 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
             const int64_t waves = (tiles + num_sms - 1) / num_sms;
             // NOTE: narrower tiles only when 128/160 cannot be used (e.g. head-split segments): measured,
             // BLOCK_N 64-112 lose 10-25% per FLOP at M = 4096.
-            const double eff = block_n == 128 ? 1.0
+            const double eff = block_n == 128   ? 1.0
                                : block_n == 256 ? 1.08
                                : block_n == 192 ? 1.0
                                : block_n == 160 ? 0.98
@@ -245,8 +245,8 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
     return finish(best_n, 1, false);
 }
 
-// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas[,k_ways[,block_m]]]" (0 or missing = keep the heuristic's
-// value) replaces parts of a 1D2D config, for A/B timing through the real API (benchmarks, probes). Returns
+// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas[,k_ways[,block_m]]]" (0 or missing = keep the
+// heuristic's value) replaces parts of a 1D2D config, for A/B timing through the real API (benchmarks, probes). Returns
 // the config unchanged when the variable is unset or the forced config cannot run (the reason goes to stderr);
 // a forced cluster of 2 is dropped when BLOCK_N / 2 is not a multiple of 8 or the M blocks are odd.
 struct Sm90Fp8Force {
@@ -283,10 +283,9 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways);
     c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
     const bool ok = (c.block_m == 64 || c.block_m == 128) && k_ways_ok(c.block_m, c.block_n, c.k_ways) &&
-                    c.block_n % 8 == 0 && c.block_n >= 8 &&
-                    c.block_n <= 256 && c.chunk_n > 0 && (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) &&
-                    c.stages >= 2 && c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) &&
-                    c.num_splits == 1;
+                    c.block_n % 8 == 0 && c.block_n >= 8 && c.block_n <= 256 && c.chunk_n > 0 &&
+                    (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) && c.stages >= 2 &&
+                    c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) && c.num_splits == 1;
     if (!ok) {
         std::fprintf(stderr, "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
                      f.block_n, f.stages, f.cluster_m, f.ctas, f.k_ways, m, n, k);

@@ -204,7 +204,8 @@ template <unsigned int kNumQ, unsigned int kNumHeads>
 DG_DEVICE void load_head_weights(const float* w_slot, float2 (&wr)[kNumQ * kNumHeads / 8]) {
     const unsigned int col = 2 * (threadIdx.x % 4);
 #pragma unroll
-    for (unsigned int i = 0; i < kNumQ * kNumHeads / 8; ++i) wr[i] = *reinterpret_cast<const float2*>(w_slot + 8 * i + col);
+    for (unsigned int i = 0; i < kNumQ * kNumHeads / 8; ++i)
+        wr[i] = *reinterpret_cast<const float2*>(w_slot + 8 * i + col);
 }
 
 // Per-thread part of the ReLU-weighted head sum: part[2 * q + half] = sum over this thread's accumulator columns

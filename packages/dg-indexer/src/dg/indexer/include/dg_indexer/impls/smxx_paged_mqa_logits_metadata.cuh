@@ -13,13 +13,13 @@
 // are written in a strided loop. Each row is written exactly once, as one 8-byte store. Work O(B + num_sms).
 //
 // Instances: 256 threads up to 256 sequences, 512 above (dg/indexer/_jit.py), each with the split compiled in
-// (kSplit = 256, the paged kernel's) or taken from the argument (kSplit = 0). NOTE: the kernel is launch- and latency-bound: on an H100 with a cold L2 it takes
-// 4.7-5.5 us against 3.7-4.2 us for an empty launch, the rest being one cold load of the lengths and the stores. So
-// the design goal is the fewest dependent steps: the lengths of a run are loaded together, the per-sequence division
-// is a shift, the row arithmetic is 32-bit whenever T < 2^32 (always in practice; the 64-bit path, with its
-// division subroutine, sits out of line) and each row is one store. A one-warp instance (no CTA barrier) measured
-// 0.1-0.4 us slower: each lane then walks several sequences and rows in a dependent chain.
-// Item counts are 64-bit in the scan, so no length or batch size overflows.
+// (kSplit = 256, the paged kernel's) or taken from the argument (kSplit = 0). NOTE: the kernel is launch- and
+// latency-bound: on an H100 with a cold L2 it takes 4.7-5.5 us against 3.7-4.2 us for an empty launch, the rest being
+// one cold load of the lengths and the stores. So the design goal is the fewest dependent steps: the lengths of a run
+// are loaded together, the per-sequence division is a shift, the row arithmetic is 32-bit whenever T < 2^32 (always in
+// practice; the 64-bit path, with its division subroutine, sits out of line) and each row is one store. A one-warp
+// instance (no CTA barrier) measured 0.1-0.4 us slower: each lane then walks several sequences and rows in a dependent
+// chain. Item counts are 64-bit in the scan, so no length or batch size overflows.
 #pragma once
 
 #include <dg_core/common/utils.cuh>

@@ -43,7 +43,8 @@ __device__ __forceinline__ void pack_ue8m0_broadcast(const float* __restrict__ i
     for (unsigned int item = blockIdx.x * kWarps + threadIdx.x / 32; item < items; item += gridDim.x * kWarps) {
         const unsigned int row = item % rows_in, gp = item / rows_in;
         const unsigned int p = gp % packed, g = gp / packed;
-        const float* src = in + (static_cast<Index>(g) * sg + static_cast<Index>(row) * smn + static_cast<Index>(4 * p) * ss);
+        const float* src =
+            in + (static_cast<Index>(g) * sg + static_cast<Index>(row) * smn + static_cast<Index>(4 * p) * ss);
         unsigned int word = 0;
 #pragma unroll
         for (int q = 0; q < 4; ++q)
@@ -52,7 +53,8 @@ __device__ __forceinline__ void pack_ue8m0_broadcast(const float* __restrict__ i
 
         const Index first = static_cast<Index>(row) * row_div;
         const int rows = static_cast<int>(mn - first < row_div ? mn - first : row_div);
-        int* dst = out + ((static_cast<Index>(g) * static_cast<Index>(packed) + static_cast<Index>(p)) * tma_mn + first);
+        int* dst =
+            out + ((static_cast<Index>(g) * static_cast<Index>(packed) + static_cast<Index>(p)) * tma_mn + first);
         if (vec) {
             // rows is a multiple of 4 here (row_div and MN both are). NOTE: a whole 128-row item (rule 4) is one
             // store per lane, without the loop (measured: part of the 93 vs 99 us gap to a loop-free variant).
@@ -71,12 +73,12 @@ __device__ __forceinline__ void pack_ue8m0_broadcast(const float* __restrict__ i
 // narrow != 0: every input offset and the output size fit in 31 bits (checked by the host).
 __global__ void __launch_bounds__(kBroadcastThreads)
     sf_pack_ue8m0_broadcast_impl(const float* __restrict__ in, int* __restrict__ out, long long num_groups,
-                                 long long mn, long long s, long long sg, long long smn, long long ss, long long row_div,
-                                 long long tma_mn, unsigned int narrow) {
+                                 long long mn, long long s, long long sg, long long smn, long long ss,
+                                 long long row_div, long long tma_mn, unsigned int narrow) {
     if (narrow)
         pack_ue8m0_broadcast<int>(in, out, static_cast<unsigned int>(num_groups), static_cast<int>(mn),
-                                  static_cast<int>(s), static_cast<int>(sg), static_cast<int>(smn), static_cast<int>(ss),
-                                  static_cast<int>(row_div), static_cast<int>(tma_mn));
+                                  static_cast<int>(s), static_cast<int>(sg), static_cast<int>(smn),
+                                  static_cast<int>(ss), static_cast<int>(row_div), static_cast<int>(tma_mn));
     else
         pack_ue8m0_broadcast<long long>(in, out, static_cast<unsigned int>(num_groups), mn, s, sg, smn, ss, row_div,
                                         tma_mn);
