@@ -61,19 +61,33 @@ def include_dir() -> str:
     return jit.package_include_dir("dg.indexer")
 
 
-def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages: int) -> int:
-    """Dynamic shared memory of both logits kernels (layout in sm90_mqa_logits_common.cuh, MqaLayout)."""
-    q_slot = q_rows * head_dim
+def prefill_extra_rows(heads: int) -> int:
+    """Linear-term rows after each half of the prefill kernel's Q slot: four per query of the half, at least 8; none
+    with four queries per half (H = 32, which keeps the ReLU on the CUDA cores: sm90_fp8_mqa_logits.cuh)."""
+    queries = Q_ROWS // 2 // heads
+    return 0 if queries > 2 else max(8, 4 * queries)
+
+
+def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages: int, extra_rows: int = 0) -> int:
+    """Dynamic shared memory of both logits kernels (layout in sm90_mqa_logits_common.cuh, MqaLayout).
+
+    ``extra_rows``: the prefill kernel's linear-term rows per half slot (prefill_extra_rows), 0 for the paged one.
+    """
+    if extra_rows:
+        q_slot = 2 * ((q_rows // 2 + extra_rows) * head_dim + 1023) // 1024 * 1024
+    else:
+        q_slot = q_rows * head_dim
     k_stage = BLOCK_KV * head_dim
     w_slot = num_queries * heads * 4
     scale_stage = BLOCK_KV * 4
     flags = (stages * 4 + 15) // 16 * 16
-    return 2 * q_slot + stages * (k_stage + scale_stage) + 2 * w_slot + flags + 8 * (2 * stages + 4)
+    aux = (2 * num_queries + 16) * 4 if extra_rows else 0
+    return 2 * q_slot + stages * (k_stage + scale_stage) + 2 * w_slot + flags + 8 * (2 * stages + 4) + aux
 
 
-def num_stages(q_rows: int, head_dim: int, heads: int, num_queries: int) -> int:
+def num_stages(q_rows: int, head_dim: int, heads: int, num_queries: int, extra_rows: int = 0) -> int:
     stages = MAX_STAGES
-    while stages > 2 and smem_bytes(q_rows, head_dim, heads, num_queries, stages) > SMEM_BUDGET:
+    while stages > 2 and smem_bytes(q_rows, head_dim, heads, num_queries, stages, extra_rows) > SMEM_BUDGET:
         stages -= 1
     return stages
 
@@ -89,7 +103,7 @@ class KernelSpec:
 
 
 def mqa_logits_spec(heads: int, head_dim: int) -> KernelSpec:
-    stages = num_stages(Q_ROWS, head_dim, heads, Q_ROWS // heads)
+    stages = num_stages(Q_ROWS, head_dim, heads, Q_ROWS // heads, prefill_extra_rows(heads))
     return KernelSpec(
         name="sm90_fp8_mqa_logits",
         include="dg_indexer/impls/sm90_fp8_mqa_logits.cuh",

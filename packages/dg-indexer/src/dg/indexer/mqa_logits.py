@@ -118,8 +118,9 @@ def fp8_mqa_logits(
         spec = _jit.mqa_logits_spec(heads, dim)
         kernel = _jit.kernel_for(spec)
         queries_per_block = _jit.Q_ROWS // heads
-        q_map = _jit.tensor_map(q.view(seq_len * heads, dim), (dim, seq_len * heads), (dim,), (dim, _jit.Q_ROWS),
-                                swizzle=dim)
+        # NOTE: a query group's Q rows come as two boxes of Q_ROWS / 2 rows, one per half of the slot.
+        q_map = _jit.tensor_map(q.view(seq_len * heads, dim), (dim, seq_len * heads), (dim,),
+                                (dim, _jit.Q_ROWS // 2), swizzle=dim)
         k_map = _jit.tensor_map(k, (dim, seq_len_kv), (dim,), (dim, _jit.BLOCK_KV), swizzle=dim)
         w_map = _jit.tensor_map(weights, (heads, seq_len), (heads * 4,), (heads, queries_per_block), swizzle=0)
         # NOTE: the scales as a [1, S_kv] matrix: one 64-wide box per key tile (the row pitch is never used).
@@ -127,7 +128,8 @@ def fp8_mqa_logits(
                                 swizzle=0)
         num_blocks = (seq_len + queries_per_block - 1) // queries_per_block
         grid = min(_jit.num_sms(device), num_blocks)
-        smem = _jit.smem_bytes(_jit.Q_ROWS, dim, heads, queries_per_block, spec.stages)
+        smem = _jit.smem_bytes(_jit.Q_ROWS, dim, heads, queries_per_block, spec.stages,
+                                 _jit.prefill_extra_rows(heads))
         kernel.launch(grid=(grid, 1, 1), block=(spec.threads, 1, 1),
                       args=(q_map, k_map, w_map, s_map, ks, ke, out, seq_len, seq_len_kv, buffer.stride(0),
                             int(clean_logits)),

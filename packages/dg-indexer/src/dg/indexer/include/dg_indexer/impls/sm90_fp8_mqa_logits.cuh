@@ -13,6 +13,14 @@
 // (roles, pipelines and the shared memory map in sm90_mqa_logits_common.cuh). Q rows and weights of a group are
 // double buffered, keys use kNumStages stages.
 //
+// Head sum (H = 64, 128): max(0, a) = (a + |a|) / 2 splits it in two. The linear half is computed by the tensor
+// cores as extra wgmma columns: per query, u_q = sum_h w[q, h] * Q[q, h, :] in four FP8 parts written after the
+// warpgroup's Q rows (a Q slot is two halves of 128 Q rows + kLinearRows rows, each loaded by its own TMA box); the
+// CUDA cores add one FFMA (|a| * w / 2) per accumulator. See write_linear_rows and head_sum_with_linear. H = 32
+// (four queries per warpgroup) keeps max + FFMA: its 16 extra columns would not fit the registers.
+// Per query group, before the first tile: each warpgroup writes the parts of half of its half's queries, then a
+// named barrier over the half's two warpgroups (ids kHalfBarrier0 + h, 256 threads) orders them before the wgmma.
+//
 // Guards (bad range values never cause an out-of-bounds access or an endless loop): ks is clamped to
 // [0, S_kv] and ke to [ks, S_kv]; keys past S_kv are zero-filled by TMA and never stored; query rows past S
 // are zero-filled and never stored.
@@ -60,12 +68,147 @@ struct GroupRange {
     }
 };
 
+// ---------------------------------------------------------------------------------------------------------------
+// Head sum with its linear half on the tensor cores. Since max(0, a) = (a + |a|) / 2,
+//     sum_h w[q, h] * max(0, S[key, q*H + h]) = 1/2 * k_key . u_q + 1/2 * sum_h w[q, h] * |S[key, q*H + h]|,
+//     u_q = sum_h w[q, h] * Q[q, h, :]   (a D-vector per query, FP32)
+// The CUDA cores keep only the second sum: one FFMA per accumulator (|.| is an operand modifier) instead of a max
+// and an FFMA. The first is one more column of the tile's wgmma per query: u_q is split into four FP8 rows,
+// u_q ~ sum_p s_q 16^-p e_p (s_q a power of two with |u_q| / s_q < 256, each part the FP8 rounding of the residual of
+// the ones before), written after the warpgroup's Q rows as extra B rows (N = 128 + kExtraRows), and the lanes
+// holding those columns add sum_p 1/2 s_q 16^-p L[key, p] to the quad's reduced sum. The parts leave a residual
+// below 2^-16 of max |u_q|; the rest of the error is the FP8 chain's accumulation, as for the head rows.
+// ---------------------------------------------------------------------------------------------------------------
+
+// One e4m3 byte as FP32, and FP32 rounded to nearest e4m3 (saturating), as a byte.
+DG_DEVICE float e4m3_to_float(unsigned int byte) {
+    unsigned int pair;
+    asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(pair) : "h"(static_cast<unsigned short>(byte)));
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(static_cast<unsigned short>(pair & 0xffffu)));
+    return f;
+}
+
+DG_DEVICE unsigned int float_to_e4m3(float x) {
+    unsigned short r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.0f), "f"(x));
+    return r & 0xffu;
+}
+
+// Byte offset of (row n, byte d) in a K-major tile of kHeadDim-byte rows swizzled by kHeadDim bytes (TMA's pattern:
+// the 16-byte chunk index XOR the row bits above it), from a 1024-byte aligned base.
+template <unsigned int kHeadDim>
+DG_DEVICE unsigned int swizzled_offset(unsigned int n, unsigned int d) {
+    const unsigned int off = n * kHeadDim + d;
+    return off ^ (((off >> 7) & (kHeadDim / 16 - 1)) << 4);
+}
+
+// Linear-term rows per half slot: four parts per query of the half, at least one 8-row wgmma column group.
+template <unsigned int kWgQ>
+constexpr unsigned int kLinearRows = 4 * kWgQ < 8 ? 8 : 4 * kWgQ;
+constexpr unsigned int kLinearParts = 4;
+constexpr float kLinearPartRatio = 1.0f / 16.0f;  // s_{p+1} / s_p
+
+// Writes the linear-term rows of the queries qq (< kWgQ, qq % 2 == pair) of a half slot: `half_slot` holds the
+// half's kWgRows Q rows and then the extra rows; `w_rows` the half's weights ([kWgQ][H]); the scale s_q goes to
+// `scales[qq]`. Thread d of the warpgroup owns dimension d. `scratch` (4 floats) and the named barrier `bar_id`
+// belong to this warpgroup alone (block-wide maximum of |u_q|).
+template <unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kWgQ>
+DG_DEVICE void write_linear_rows(unsigned char* half_slot, const float* w_rows, float* scales, float* scratch,
+                                 unsigned int pair, unsigned int bar_id) {
+    constexpr unsigned int kWgRows = kWgQ * kNumHeads;
+    const unsigned int d = threadIdx.x % 128, lane = d % 32, warp = d / 32;
+#pragma unroll 1
+    for (unsigned int qq = pair; qq < kWgQ; qq += 2) {
+        float u = 0.0f;
+        if (d < kHeadDim) {
+#pragma unroll 8
+            for (unsigned int h = 0; h < kNumHeads; ++h)
+                u = fmaf(w_rows[qq * kNumHeads + h],
+                         e4m3_to_float(half_slot[swizzled_offset<kHeadDim>(qq * kNumHeads + h, d)]), u);
+        }
+        float m = fabsf(u);
+#pragma unroll
+        for (unsigned int x = 16; x >= 1; x /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, x));
+        if (lane == 0) scratch[warp] = m;
+        ptx::named_barrier_sync(bar_id, 128);
+        m = fmaxf(fmaxf(scratch[0], scratch[1]), fmaxf(scratch[2], scratch[3]));
+        // NOTE: the second barrier keeps the next query's maximum from overwriting scratch before all have read it.
+        ptx::named_barrier_sync(bar_id, 128);
+        // s = 2^(e - 7) for m = 1.f * 2^e, so |u| / s < 256; each part's residual is at most half an e4m3 step of
+        // its value (8 s_p below 256), so |r_p| / s_{p+1} < 128 never saturates. Tiny or zero m: s = 1.
+        const int e_field = (__float_as_int(m) >> 23) & 0xff;
+        const float s = e_field > 8 ? __int_as_float((e_field - 7) << 23) : 1.0f;
+        const float inv_s = e_field > 8 ? __int_as_float((254 - (e_field - 7)) << 23) : 1.0f;
+        float r = u, part_scale = s, inv_part = inv_s;
+#pragma unroll
+        for (unsigned int p = 0; p < kLinearParts; ++p) {
+            const unsigned int e = float_to_e4m3(r * inv_part);
+            r = fmaf(-part_scale, e4m3_to_float(e), r);
+            if (d < kHeadDim)
+                half_slot[swizzled_offset<kHeadDim>(kWgRows + kLinearParts * qq + p, d)] =
+                    static_cast<unsigned char>(e);
+            part_scale *= kLinearPartRatio;
+            inv_part *= 1.0f / kLinearPartRatio;
+        }
+        if (d == 0) scales[qq] = s;
+    }
+    // Padding rows past the parts (one query per half): zero, written by the first pair's warpgroup.
+    if constexpr (kLinearParts * kWgQ < kLinearRows<kWgQ>) {
+        if (pair == 0 && d < kHeadDim) {
+#pragma unroll
+            for (unsigned int n = kWgRows + kLinearParts * kWgQ; n < kWgRows + kLinearRows<kWgQ>; ++n)
+                half_slot[swizzled_offset<kHeadDim>(n, d)] = 0;
+        }
+    }
+}
+
+// The head sum of one tile with the linear half from the extra columns: out[j] as relu_weighted_head_sum_scattered
+// leaves it (query 2 j + l / 2 at row row0 + 8 (l % 2) for quad lane l; kWgQ == 1: row l % 2 of the one query).
+// `wr` holds w / 2; `sig[j][k]` is 1/2 s 16^-p of this lane's extra column 8 j + 2 (lane % 4) + k (part p of
+// query 2 j + (lane % 4) / 2), 0 for padding columns.
+template <unsigned int kWgQ, unsigned int kNumHeads>
+DG_DEVICE void head_sum_with_linear(const float* acc, const float2 (&wr)[kWgQ * kNumHeads / 8],
+                                    const float (&sig)[(kWgQ + 1) / 2][2], float (&out)[(kWgQ + 1) / 2]) {
+    constexpr unsigned int kGroupsPerQuery = kNumHeads / 8;
+    constexpr unsigned int kLinear0 = kWgQ * kNumHeads / 2;  // first accumulator of the extra columns
+    float part[2 * kWgQ];
+#pragma unroll
+    for (unsigned int q = 0; q < kWgQ; ++q) {
+        float s0 = 0.0f, s1 = 0.0f;
+#pragma unroll
+        for (unsigned int g = 0; g < kGroupsPerQuery; ++g) {
+            const unsigned int i = q * kGroupsPerQuery + g;
+            s0 = fmaf(fabsf(acc[4 * i + 0]), wr[i].x, s0);
+            s0 = fmaf(fabsf(acc[4 * i + 1]), wr[i].y, s0);
+            s1 = fmaf(fabsf(acc[4 * i + 2]), wr[i].x, s1);
+            s1 = fmaf(fabsf(acc[4 * i + 3]), wr[i].y, s1);
+        }
+        part[2 * q] = s0;
+        part[2 * q + 1] = s1;
+    }
+    scatter_quad_sums<kWgQ>(part, out);
+    const bool odd = (threadIdx.x & 1) != 0;
+#pragma unroll
+    for (unsigned int j = 0; j < (kWgQ + 1) / 2; ++j) {
+        const float* x = acc + kLinear0 + 4 * j;
+        const float e0 = fmaf(sig[j][1], x[1], sig[j][0] * x[0]);
+        const float e1 = fmaf(sig[j][1], x[3], sig[j][0] * x[2]);
+        const float keep = odd ? e1 : e0, send = odd ? e0 : e1;
+        out[j] += keep + __shfl_xor_sync(0xffffffffu, send, 1);
+    }
+}
+
 // Four math warpgroups in two pairs: pair p takes the CTA's tiles p, p + 2, p + 4, ...; in a pair, warpgroup half
 // h computes Q rows [128 h, 128 h + 128) of the 256-row query group (queries h * kNumQ / 2 ...), so both read the
 // same key tile and each keeps 64 accumulators per thread. The producer runs with 24 registers, which leaves the
 // math warpgroups 112: the accumulators and the 32 weights of the warpgroup's rows, held for the whole group.
 using MqaPrefillRoles = MqaRoles<4, 24>;
 constexpr unsigned int kPrefillPairs = 2;
+// Named barriers: ids kHalfBarrier0 + h over the two warpgroups of half h (linear-term rows written), ids
+// kScratchBarrier0 + m over math warpgroup m alone (the maximum inside write_linear_rows).
+constexpr unsigned int kHalfBarrier0 = 1;
+constexpr unsigned int kScratchBarrier0 = 3;
 // Longest time the producer sleeps in one wait for a free key stage (it wakes when the stage is released).
 constexpr unsigned int kProducerSuspendNs = 1000000;
 
@@ -84,7 +227,12 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     constexpr unsigned int kWgQ = kNumQ / 2 > 0 ? kNumQ / 2 : 1;
     static_assert(kWgRows == kWgQ * kNumHeads, "a warpgroup's rows are whole queries");
     constexpr unsigned int kStores = (kWgQ + 1) / 2;  // values a lane stores per tile
-    using Layout = MqaLayout<kNumQ, kNumHeads, kHeadDim, kNumStages>;
+    // NOTE: with four queries per warpgroup (H = 32) the 16 extra columns do not fit the register budget next to
+    // the weights: that instance keeps the ReLU on the CUDA cores.
+    constexpr bool kLinear = kWgQ <= 2;
+    constexpr unsigned int kExtraRows = kLinear ? kLinearRows<kWgQ> : 0;
+    constexpr unsigned int kMmaN = kWgRows + kExtraRows;  // the warpgroup's Q rows, then its linear-term rows
+    using Layout = MqaLayout<kNumQ, kNumHeads, kHeadDim, kNumStages, kExtraRows>;
 
     extern __shared__ __align__(1024) unsigned char smem[];
     using Roles = MqaPrefillRoles;
@@ -118,9 +266,12 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
             const GroupRange<kNumQ> range(ks, ke, q0, seq_len, seq_len_kv);
             const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
             ptx::mbarrier_wait(bars.q_empty + slot, parity ^ 1);
-            ptx::mbarrier_arrive_expect_tx(bars.q_full + slot, Layout::kQSlotBytes + Layout::kWSlotBytes);
-            ptx::tma_load_2d(smem + Layout::kQOffset + slot * Layout::kQSlotBytes, &q_map, bars.q_full + slot, 0,
-                             static_cast<int>(q0 * kNumHeads));
+            ptx::mbarrier_arrive_expect_tx(bars.q_full + slot, Layout::kQLoadBytes + Layout::kWSlotBytes);
+            // NOTE: one box of kWgRows rows per half slot (each half is followed by its linear-term rows).
+#pragma unroll
+            for (unsigned int h = 0; h < 2; ++h)
+                ptx::tma_load_2d(smem + Layout::kQOffset + slot * Layout::kQSlotBytes + h * Layout::kQHalfBytes, &q_map,
+                                 bars.q_full + slot, 0, static_cast<int>(q0 * kNumHeads + h * kWgRows));
             ptx::tma_load_2d(smem + Layout::kWOffset + slot * Layout::kWSlotBytes, &w_map, bars.q_full + slot, 0,
                              static_cast<int>(q0));
             for (unsigned int t = 0; t < range.num_tiles; ++t, ++tile) {
@@ -150,9 +301,12 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     const unsigned int store_row = accum_row0() + 8 * (quad_lane % 2);
     const bool store_lane = scattered_store_lane<kWgQ>();
     const float ninf = neg_inf();
-    float acc[kWgRows / 2];
+    float acc[kMmaN / 2];
     float2 wr[kWgRows / 8];
+    float sig[kStores][2];
     float sums[kStores];
+    float* linear_scales = reinterpret_cast<float*>(smem + Layout::kAuxOffset);  // [2 slots][kNumQ]
+    float* scratch = linear_scales + 2 * kNumQ + 4 * math_idx;
     const unsigned long long desc_k0 = tile_desc<kHeadDim>(smem + Layout::kKOffset);
     // This lane's key scale in stage 0 (stage s: + s * kBlockKV).
     const float* scales = reinterpret_cast<const float*>(smem + Layout::kScaleOffset) + store_row;
@@ -163,7 +317,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
         const unsigned int q0 = g * kNumQ;
         const GroupRange<kNumQ> range(ks, ke, q0, seq_len, seq_len_kv);
         const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
-        const unsigned char* q_rows = smem + Layout::kQOffset + slot * Layout::kQSlotBytes + half * kWgRows * kHeadDim;
+        unsigned char* q_rows = smem + Layout::kQOffset + slot * Layout::kQSlotBytes + half * Layout::kQHalfBytes;
         const float* w_slot =
             reinterpret_cast<const float*>(smem + Layout::kWOffset + slot * Layout::kWSlotBytes) + half * kWgRows;
         // The rows this lane stores: range, output row, and whether it stores at all.
@@ -187,21 +341,48 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
         }
         ptx::mbarrier_wait(bars.q_full + slot, parity);
 
+        // Step: the linear-term rows of this half (each warpgroup of the pair writes half of its queries' rows),
+        // handed to the async proxy, then a barrier over the half's two warpgroups before either reads them.
+        float* slot_scales = linear_scales + slot * kNumQ + half * kWgQ;
+        if constexpr (kLinear) {
+            write_linear_rows<kNumHeads, kHeadDim, kWgQ>(q_rows, w_slot, slot_scales, scratch, pair,
+                                                         kScratchBarrier0 + math_idx);
+            ptx::fence_proxy_async_smem();
+            ptx::named_barrier_sync(kHalfBarrier0 + half, 2 * 128);
+#pragma unroll
+            for (unsigned int j = 0; j < kStores; ++j) {
+                // Extra column 8 j + 2 c + k (c = quad lane) is part 2 (c % 2) + k of query 2 j + c / 2.
+                const unsigned int q = 2 * j + quad_lane / 2;
+                float s_q = 0.0f;
+#pragma unroll
+                for (unsigned int i = 0; i < kWgQ; ++i) s_q = q == i ? slot_scales[i] : s_q;
+                const float base = 0.5f * s_q * (quad_lane % 2 ? kLinearPartRatio * kLinearPartRatio : 1.0f);
+                sig[j][0] = base;
+                sig[j][1] = base * kLinearPartRatio;
+            }
+        }
+
         // This pair's tiles of the group: t = t0, t0 + 2, ... (CTA tile number tile + t).
         const unsigned long long desc_q = tile_desc<kHeadDim>(q_rows);
         load_head_weights<kWgQ, kNumHeads>(w_slot, wr);
+        if constexpr (kLinear) {
+#pragma unroll
+            for (unsigned int i = 0; i < kWgRows / 8; ++i) wr[i] = make_float2(0.5f * wr[i].x, 0.5f * wr[i].y);
+        }
         for (unsigned int t = (tile + pair) % kPrefillPairs; t < range.num_tiles; t += kPrefillPairs) {
             const unsigned int stage = (tile + t) % kNumStages, phase = ((tile + t) / kNumStages) % 2;
             const unsigned int key = range.first_key + t * kBlockKV + store_row;
             ptx::mbarrier_wait(bars.k_full + stage, phase);
             // Scales of keys past S_kv are zero-filled by TMA; those keys are never stored.
             const float scale = scales[stage * kBlockKV];
-            tile_mma_issue<kWgRows, kHeadDim>(ptx::smem_desc_advance(desc_k0, stage * Layout::kKStageBytes), desc_q,
-                                              acc);
-            tile_mma_wait<kWgRows>(acc);
+            tile_mma_issue<kMmaN, kHeadDim>(ptx::smem_desc_advance(desc_k0, stage * Layout::kKStageBytes), desc_q, acc);
+            tile_mma_wait<kMmaN>(acc);
             ptx::mbarrier_arrive(bars.k_empty + stage);
 
-            relu_weighted_head_sum_scattered<kWgQ, kNumHeads>(acc, wr, sums);
+            if constexpr (kLinear)
+                head_sum_with_linear<kWgQ, kNumHeads>(acc, wr, sig, sums);
+            else
+                relu_weighted_head_sum_scattered<kWgQ, kNumHeads>(acc, wr, sums);
             if (key < seq_len_kv) {
 #pragma unroll
                 for (unsigned int j = 0; j < kStores; ++j) {

@@ -30,12 +30,15 @@
 //     q_empty[i]  every math warpgroup (128 * M arrives)  -> TMA
 //
 // Shared memory map (bytes, every tile 1024-aligned):
-//     [q slot 0 | q slot 1]          2 x kQRows * D        FP8 Q rows of one query group
+//     [q slot 0 | q slot 1]          2 x kQRows * D        FP8 Q rows of one query group (prefill with linear-term
+//                                                          rows: 2 halves of align1024((kQRows / 2 + extra) * D))
 //     [k stage 0 .. kNumStages-1]    kNumStages x 64 * D   FP8 key tiles
 //     [w slot 0 | w slot 1]          2 x kNumQ * H * 4     FP32 weights of the query group
 //     [scale stage 0 .. S-1]         kNumStages x 256      FP32 scales of the 64 keys of each key stage
 //     [flag stage 0 .. S-1]          kNumStages x 4        paged: the stage's block id was valid (padded to 16)
 //     [barriers]                     (2 * kNumStages + 4) x 8
+//     [aux]                          prefill with linear-term rows only: (2 * kNumQ + 16) x 4 (part scales,
+//                                    per-warpgroup scratch)
 // NOTE: scales come through TMA with their keys, so no math thread waits on a dependent global load per tile.
 // The host computes the same total (dg/indexer/_jit.py: smem_bytes); the kernels trap if launched with less.
 #pragma once
@@ -76,10 +79,16 @@ struct MqaRoles {
                   "register budget of the warpgroups exceeds the CTA's launch allocation");
 };
 
-template <unsigned int kNumQ, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages>
+// kQExtraRows: rows appended to each half of a Q slot (the prefill kernel's linear-term rows, see
+// sm90_fp8_mqa_logits.cuh); 0 in the paged kernel, whose slot is the plain Q rows.
+template <unsigned int kNumQ, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages,
+          unsigned int kQExtraRows = 0>
 struct MqaLayout {
     static constexpr unsigned int kQRows = kNumQ * kNumHeads;
-    static constexpr unsigned int kQSlotBytes = kQRows * kHeadDim;
+    // Bytes TMA brings per slot, and a half slot (Q rows of one warpgroup, then its extra rows; 1024-aligned).
+    static constexpr unsigned int kQLoadBytes = kQRows * kHeadDim;
+    static constexpr unsigned int kQHalfBytes = align_up((kQRows / 2 + kQExtraRows) * kHeadDim, 1024u);
+    static constexpr unsigned int kQSlotBytes = kQExtraRows ? 2 * kQHalfBytes : kQLoadBytes;
     static constexpr unsigned int kKStageBytes = kBlockKV * kHeadDim;
     static constexpr unsigned int kWSlotBytes = kNumQ * kNumHeads * 4;
     static constexpr unsigned int kQOffset = 0;
@@ -92,7 +101,11 @@ struct MqaLayout {
     // Bytes one key stage's barrier waits for: the FP8 key tile and its 64 FP32 scales.
     static constexpr unsigned int kStageTxBytes = kKStageBytes + kScaleStageBytes;
     static constexpr unsigned int kNumBarriers = 2 * kNumStages + 4;
-    static constexpr unsigned int kSmemBytes = kBarrierOffset + 8 * kNumBarriers;
+    // With extra rows: the FP32 scale of every query's linear-term rows (per slot), then 16 floats of per-warpgroup
+    // scratch for the block-wide maximum.
+    static constexpr unsigned int kAuxOffset = kBarrierOffset + 8 * kNumBarriers;
+    static constexpr unsigned int kAuxBytes = kQExtraRows ? (2 * kNumQ + 16) * 4 : 0;
+    static constexpr unsigned int kSmemBytes = kAuxOffset + kAuxBytes;
 
     static_assert(kHeadDim == 32 || kHeadDim == 64 || kHeadDim == 128, "head_dim must be 32, 64 or 128");
     static_assert(kNumHeads == 32 || kNumHeads == 64 || kNumHeads == 128, "heads must be 32, 64 or 128");
@@ -245,13 +258,9 @@ DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2], 
 // 3 * kNumQ / 2 shuffles and adds instead of the 4 * kNumQ of a full butterfly, and each lane then stores
 // kNumQ / 2 values without a per-value lane test. With kNumQ == 1, lanes l and l ^ 2 both end with row
 // row0 + 8 * (l % 2) of the one query (scattered_store_lane picks one of them).
-template <unsigned int kNumQ, unsigned int kNumHeads>
-DG_DEVICE void relu_weighted_head_sum_scattered(const float (&acc)[kNumQ * kNumHeads / 2],
-                                                const float2 (&wr)[kNumQ * kNumHeads / 8],
-                                                float (&out)[(kNumQ + 1) / 2]) {
+template <unsigned int kNumQ>
+DG_DEVICE void scatter_quad_sums(const float (&part)[2 * kNumQ], float (&out)[(kNumQ + 1) / 2]) {
     static_assert(kNumQ == 1 || kNumQ % 2 == 0, "the scattered sum needs one or an even number of queries");
-    float part[2 * kNumQ];
-    relu_weighted_partial<kNumQ, kNumHeads>(acc, wr, part);
     const bool odd = (threadIdx.x & 1) != 0, upper = (threadIdx.x & 2) != 0;
     float half_sums[kNumQ];  // value 2 * i + (l % 2)
 #pragma unroll
@@ -270,6 +279,15 @@ DG_DEVICE void relu_weighted_head_sum_scattered(const float (&acc)[kNumQ * kNumH
             out[j] = keep + __shfl_xor_sync(0xffffffffu, send, 2);
         }
     }
+}
+
+template <unsigned int kNumQ, unsigned int kNumHeads>
+DG_DEVICE void relu_weighted_head_sum_scattered(const float (&acc)[kNumQ * kNumHeads / 2],
+                                                const float2 (&wr)[kNumQ * kNumHeads / 8],
+                                                float (&out)[(kNumQ + 1) / 2]) {
+    float part[2 * kNumQ];
+    relu_weighted_partial<kNumQ, kNumHeads>(acc, wr, part);
+    scatter_quad_sums<kNumQ>(part, out);
 }
 
 // Whether this lane stores the values relu_weighted_head_sum_scattered left it (one of two lanes when kNumQ == 1).
