@@ -25,8 +25,8 @@ import torch
 # turns on the key tiles; the two warpgroups of a pair split the 256 Q rows of the query group (68 accumulators per
 # thread each: 64 head columns and 4 of the linear-term columns). NOTE: a prefill tile is a dependent chain per
 # warpgroup (wgmma, head sum on the CUDA cores, stores), and four math warps per scheduler hide its latency far
-# better than two (perf log dg.indexer v4, v5). The paged kernel has four math warpgroups when its query group has at most 128 Q
-# rows (at most 64 accumulators, which fit the 104 registers of four math warpgroups), else two. NOTE: the paged
+# better than two (perf log dg.indexer v4, v5). The paged kernel has four math warpgroups when its query group has at
+# most 128 Q rows (at most 64 accumulators, which fit the 104 registers of four math warpgroups), else two. NOTE: the paged
 # kernel is bound by HBM bandwidth only while its math warpgroups keep up with the loads; a warpgroup's tile is a
 # dependent chain (wait, wgmma, head sum, stores), so more warpgroups in turn raise the tiles per second an SM
 # retires.
