@@ -21,21 +21,21 @@ from dataclasses import dataclass
 
 import torch
 
-# Threads: one producer warpgroup (TMA) plus math warpgroups. The prefill kernel has four, in two pairs that take
-# turns on the key tiles; the two warpgroups of a pair split the 256 Q rows of the query group (68 accumulators per
-# thread each: 64 head columns and 4 of the linear-term columns). NOTE: a prefill tile is a dependent chain per
-# warpgroup (wgmma, head sum on the CUDA cores, stores), and four math warps per scheduler hide its latency far
-# better than two (perf log dg.indexer v4, v5). The paged kernel has four math warpgroups when its query group has at
-# most 128 Q rows (at most 64 accumulators, which fit the 104 registers of four math warpgroups), else two. NOTE: the paged
-# kernel is bound by HBM bandwidth only while its math warpgroups keep up with the loads; a warpgroup's tile is a
-# dependent chain (wait, wgmma, head sum, stores), so more warpgroups in turn raise the tiles per second an SM
-# retires.
+# Threads: one producer warpgroup (TMA) plus math warpgroups. The prefill kernel has four, in two pairs that take turns
+# on the key tiles; the two warpgroups of a pair split the 256 Q rows of the query group (68 accumulators per thread
+# each: 64 head columns and 4 of the linear-term columns). NOTE: a prefill tile is a dependent chain per warpgroup
+# (wgmma, head sum on the CUDA cores, stores), and four math warps per scheduler hide its latency far better than two
+# (perf log dg.indexer v4, v5). The paged kernel has four math warpgroups when its query group has at most 128 Q rows
+# (at most 64 accumulators, which fit the 104 registers of four math warpgroups), else two. NOTE: the paged kernel is
+# bound by HBM bandwidth only while its math warpgroups keep up with the loads; a warpgroup's tile is a dependent chain
+# (wait, wgmma, head sum, stores), so more warpgroups in turn raise the tiles per second an SM retires.
 PREFILL_MATH_WARPGROUPS = 4
 NUM_THREADS = 128 * (1 + PREFILL_MATH_WARPGROUPS)  # the prefill kernel (the paged spec carries its own count)
 # Keys per tile (one wgmma M of 64 rows) and per block of the paged cache.
 BLOCK_KV = 64
-# Query rows (query x head) of a non-paged query group, loaded as one TMA box and split between the two warpgroups
-# of a math pair (N = 128 each). NOTE: each key tile is read once for all 256 rows (four queries at 64 heads).
+# Query rows (query x head) of a non-paged query group, loaded as two TMA boxes of 128 rows, one per warpgroup of a
+# math pair (N = 128 head rows each, plus the linear-term rows). NOTE: each key tile is read once for all 256 rows
+# (four queries at 64 heads).
 Q_ROWS = 256
 # Key-tile stages: as many as fit in SMEM_BUDGET, at most MAX_STAGES. NOTE: the paged kernel is bound by HBM
 # bandwidth, and the bytes in flight per SM (stages x 64 x D) are what hides the memory latency.
