@@ -170,23 +170,9 @@ DG_DEVICE void write_linear_rows(unsigned char* half_slot, const float* w_rows, 
 template <unsigned int kWgQ, unsigned int kNumHeads>
 DG_DEVICE void head_sum_with_linear(const float* acc, const float2 (&wr)[kWgQ * kNumHeads / 8],
                                     const float (&sig)[(kWgQ + 1) / 2][2], float (&out)[(kWgQ + 1) / 2]) {
-    constexpr unsigned int kGroupsPerQuery = kNumHeads / 8;
     constexpr unsigned int kLinear0 = kWgQ * kNumHeads / 2;  // first accumulator of the extra columns
     float part[2 * kWgQ];
-#pragma unroll
-    for (unsigned int q = 0; q < kWgQ; ++q) {
-        float s0 = 0.0f, s1 = 0.0f;
-#pragma unroll
-        for (unsigned int g = 0; g < kGroupsPerQuery; ++g) {
-            const unsigned int i = q * kGroupsPerQuery + g;
-            s0 = fmaf(fabsf(acc[4 * i + 0]), wr[i].x, s0);
-            s0 = fmaf(fabsf(acc[4 * i + 1]), wr[i].y, s0);
-            s1 = fmaf(fabsf(acc[4 * i + 2]), wr[i].x, s1);
-            s1 = fmaf(fabsf(acc[4 * i + 3]), wr[i].y, s1);
-        }
-        part[2 * q] = s0;
-        part[2 * q + 1] = s1;
-    }
+    relu_weighted_partial<kWgQ, kNumHeads, true>(acc, wr, part);
     scatter_quad_sums<kWgQ>(part, out);
     const bool odd = (threadIdx.x & 1) != 0;
 #pragma unroll

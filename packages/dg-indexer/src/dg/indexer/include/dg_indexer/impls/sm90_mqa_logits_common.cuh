@@ -222,10 +222,12 @@ DG_DEVICE void load_head_weights(const float* w_slot, float2 (&wr)[kNumQ * kNumH
 }
 
 // Per-thread part of the ReLU-weighted head sum: part[2 * q + half] = sum over this thread's accumulator columns
-// of query q of w[q, h] * max(0, S[row0 + 8 * half, q * H + h]), with the weights from load_head_weights.
-template <unsigned int kNumQ, unsigned int kNumHeads>
-DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2],
-                                     const float2 (&wr)[kNumQ * kNumHeads / 8], float (&part)[2 * kNumQ]) {
+// of query q of w[q, h] * max(0, S[row0 + 8 * half, q * H + h]), with the weights from load_head_weights. With
+// kAbsolute, |S| in place of max(0, S) (the prefill kernel's non-linear half, sm90_fp8_mqa_logits.cuh). `acc` holds
+// at least kNumQ * kNumHeads / 2 accumulators (the head columns come first).
+template <unsigned int kNumQ, unsigned int kNumHeads, bool kAbsolute = false>
+DG_DEVICE void relu_weighted_partial(const float* acc, const float2 (&wr)[kNumQ * kNumHeads / 8],
+                                     float (&part)[2 * kNumQ]) {
     constexpr unsigned int kGroupsPerQuery = kNumHeads / 8;  // 8-column accumulator groups per query
 #pragma unroll
     for (unsigned int q = 0; q < kNumQ; ++q) {
@@ -233,10 +235,13 @@ DG_DEVICE void relu_weighted_partial(const float (&acc)[kNumQ * kNumHeads / 2],
 #pragma unroll
         for (unsigned int g = 0; g < kGroupsPerQuery; ++g) {
             const unsigned int i = q * kGroupsPerQuery + g;
-            s0 = fmaf(fmaxf(acc[4 * i + 0], 0.0f), wr[i].x, s0);
-            s0 = fmaf(fmaxf(acc[4 * i + 1], 0.0f), wr[i].y, s0);
-            s1 = fmaf(fmaxf(acc[4 * i + 2], 0.0f), wr[i].x, s1);
-            s1 = fmaf(fmaxf(acc[4 * i + 3], 0.0f), wr[i].y, s1);
+            float a[4];
+#pragma unroll
+            for (unsigned int k = 0; k < 4; ++k) a[k] = kAbsolute ? fabsf(acc[4 * i + k]) : fmaxf(acc[4 * i + k], 0.0f);
+            s0 = fmaf(a[0], wr[i].x, s0);
+            s0 = fmaf(a[1], wr[i].y, s0);
+            s1 = fmaf(a[2], wr[i].x, s1);
+            s1 = fmaf(a[3], wr[i].y, s1);
         }
         part[2 * q] = s0;
         part[2 * q + 1] = s1;
