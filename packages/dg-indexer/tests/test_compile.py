@@ -74,3 +74,30 @@ def test_headers_compile_with_nvcc(spec, tmp_path):
     assert "spill stores" not in log or " 0 bytes spill stores" in log, log
     assert "C7510" not in log, log
     assert "Potential Performance Loss" not in log, log  # e.g. C7514: every wgmma of the kernel serialised
+
+
+def test_host_shared_memory_matches_the_kernel_layout(tmp_path):
+    # The launchers pass _jit.smem_bytes and the kernels trap when launched with less than their layout needs: pin
+    # the two computations (and the prefill kernel's linear-term rows) together at compile time.
+    nvcc = _nvcc()
+    checks = []
+    for h in (32, 64, 128):
+        extra = _jit.prefill_extra_rows(h)
+        checks.append(f"static_assert(dg::indexer::kPrefillExtraRows<{_jit.Q_ROWS // 2 // h}> == {extra});")
+        for d in (32, 64, 128):
+            spec = _jit.mqa_logits_spec(h, d)
+            nq = _jit.Q_ROWS // h
+            smem = _jit.smem_bytes(_jit.Q_ROWS, d, h, nq, spec.stages, extra)
+            checks.append(f"static_assert(dg::indexer::MqaLayout<{nq}, {h}, {d}, {spec.stages}, {extra}>::kSmemBytes"
+                          f" == {smem});")
+            for n in (1, 2):
+                paged = _jit.paged_mqa_logits_spec(n, h, d)
+                smem = _jit.smem_bytes(n * h, d, h, n, paged.stages)
+                checks.append(f"static_assert(dg::indexer::MqaLayout<{n}, {h}, {d}, {paged.stages}>::kSmemBytes"
+                              f" == {smem});")
+    source = tmp_path / "layout.cu"
+    source.write_text("#include <dg_indexer/impls/sm90_fp8_mqa_logits.cuh>\n" + "\n".join(checks) + "\n")
+    cmd = [nvcc, "-std=c++20", "-gencode=arch=compute_90a,code=sm_90a", "-c", "-diag-suppress=177",
+           f"-I{INDEXER_INCLUDE}", f"-I{_core_include()}", str(source), "-o", str(tmp_path / "layout.o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

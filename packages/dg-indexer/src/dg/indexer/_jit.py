@@ -74,7 +74,7 @@ def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages:
     ``extra_rows``: the prefill kernel's linear-term rows per half slot (prefill_extra_rows), 0 for the paged one.
     """
     if extra_rows:
-        q_slot = 2 * ((q_rows // 2 + extra_rows) * head_dim + 1023) // 1024 * 1024
+        q_slot = 2 * (((q_rows // 2 + extra_rows) * head_dim + 1023) // 1024 * 1024)
     else:
         q_slot = q_rows * head_dim
     k_stage = BLOCK_KV * head_dim

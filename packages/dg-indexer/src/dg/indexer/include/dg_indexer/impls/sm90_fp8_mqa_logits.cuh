@@ -106,6 +106,11 @@ DG_DEVICE unsigned int swizzled_offset(unsigned int n, unsigned int d) {
 // Linear-term rows per half slot: four parts per query of the half, at least one 8-row wgmma column group.
 template <unsigned int kWgQ>
 constexpr unsigned int kLinearRows = 4 * kWgQ < 8 ? 8 : 4 * kWgQ;
+// Extra rows of a prefill half slot with kWgQ queries per warpgroup. NOTE: with four (H = 32) the 16 extra columns
+// do not fit the register budget next to the weights: that instance keeps the ReLU on the CUDA cores (no rows).
+// The host's copy is dg/indexer/_jit.py: prefill_extra_rows (pinned by tests/test_compile.py).
+template <unsigned int kWgQ>
+constexpr unsigned int kPrefillExtraRows = kWgQ <= 2 ? kLinearRows<kWgQ> : 0;
 constexpr unsigned int kLinearParts = 4;
 constexpr float kLinearPartRatio = 1.0f / 16.0f;  // s_{p+1} / s_p
 
@@ -187,8 +192,9 @@ DG_DEVICE void head_sum_with_linear(const float* acc, const float2 (&wr)[kWgQ * 
 
 // Four math warpgroups in two pairs: pair p takes the CTA's tiles p, p + 2, p + 4, ...; in a pair, warpgroup half
 // h computes Q rows [128 h, 128 h + 128) of the 256-row query group (queries h * kNumQ / 2 ...), so both read the
-// same key tile and each keeps 64 accumulators per thread. The producer runs with 24 registers, which leaves the
-// math warpgroups 112: the accumulators and the 32 weights of the warpgroup's rows, held for the whole group.
+// same key tile and each keeps 64 accumulators per thread (68 with the linear-term columns). The producer runs with
+// 24 registers, which leaves the math warpgroups 112: the accumulators and the 32 weights of the warpgroup's rows,
+// held for the whole group.
 using MqaPrefillRoles = MqaRoles<4, 24>;
 constexpr unsigned int kPrefillPairs = 2;
 // Named barriers: ids kHalfBarrier0 + h over the two warpgroups of half h (linear-term rows written), ids
@@ -213,10 +219,8 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     constexpr unsigned int kWgQ = kNumQ / 2 > 0 ? kNumQ / 2 : 1;
     static_assert(kWgRows == kWgQ * kNumHeads, "a warpgroup's rows are whole queries");
     constexpr unsigned int kStores = (kWgQ + 1) / 2;  // values a lane stores per tile
-    // NOTE: with four queries per warpgroup (H = 32) the 16 extra columns do not fit the register budget next to
-    // the weights: that instance keeps the ReLU on the CUDA cores.
-    constexpr bool kLinear = kWgQ <= 2;
-    constexpr unsigned int kExtraRows = kLinear ? kLinearRows<kWgQ> : 0;
+    constexpr unsigned int kExtraRows = kPrefillExtraRows<kWgQ>;
+    constexpr bool kLinear = kExtraRows != 0;
     constexpr unsigned int kMmaN = kWgRows + kExtraRows;  // the warpgroup's Q rows, then its linear-term rows
     using Layout = MqaLayout<kNumQ, kNumHeads, kHeadDim, kNumStages, kExtraRows>;
 

@@ -286,6 +286,7 @@ DG_DEVICE void scatter_quad_sums(const float (&part)[2 * kNumQ], float (&out)[(k
     }
 }
 
+// The ReLU-weighted head sum, reduced and scattered over the quad (scatter_quad_sums' layout).
 template <unsigned int kNumQ, unsigned int kNumHeads>
 DG_DEVICE void relu_weighted_head_sum_scattered(const float (&acc)[kNumQ * kNumHeads / 2],
                                                 const float2 (&wr)[kNumQ * kNumHeads / 8],
