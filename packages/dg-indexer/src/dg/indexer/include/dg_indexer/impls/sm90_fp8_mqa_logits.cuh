@@ -6,11 +6,12 @@
 // w FP32 [S, H], FP32 out with row pitch `out_stride` elements. With `clean` set, every other position of the S x S_kv
 // output is -inf, written by the same CTA (no separate pass, no extra read of the output).
 //
-// Work: a query group is kNumQ = 256 / H consecutive queries (256 Q rows). Persistent CTAs take groups
-// blockIdx.x, blockIdx.x + gridDim.x, ...; a group walks the union of its queries' key ranges, its start rounded
-// down to a multiple of 4 keys (TMA needs a 16-byte aligned innermost coordinate for the scales), in tiles of 64
-// keys; tile t of the CTA's sequence goes to math pair t % 2, whose two warpgroups each compute half of the Q rows
-// (roles, pipelines and the shared memory map in sm90_mqa_logits_common.cuh). Q rows and weights of a group are
+// Work: a query group is kNumQ = 256 / H consecutive queries (256 Q rows). Persistent CTAs take the groups round by
+// round, CTA c group r * gridDim.x + c in even rounds and r * gridDim.x + gridDim.x - 1 - c in odd ones (snake_group);
+// a group walks the union of its queries' key ranges, its start rounded down to a multiple of 4 keys (TMA needs a
+// 16-byte aligned innermost coordinate for the scales), in tiles of 64 keys; tile t of the CTA's sequence goes to
+// math pair t % 2, whose two warpgroups each compute half of the Q rows (roles, pipelines and the shared memory map
+// in sm90_mqa_logits_common.cuh). Q rows and weights of a group are
 // double buffered, keys use kNumStages stages.
 //
 // Head sum (H = 64, 128): max(0, a) = (a + |a|) / 2 splits it in two. The linear half is computed by the tensor
@@ -190,6 +191,13 @@ DG_DEVICE void head_sum_with_linear(const float* acc, const float2 (&wr)[kWgQ * 
     }
 }
 
+// Query group of this CTA in round r: CTAs take groups round by round, in ascending CTA order in even rounds and
+// descending in odd ones, so that a CTA given a later (on causal ranges: longer) group in one round gets an earlier
+// one in the next. NOTE: all CTAs still work on the same rounds at the same time (their key walks stay together).
+DG_DEVICE unsigned int snake_group(unsigned int r) {
+    return r * gridDim.x + (r % 2 ? gridDim.x - 1 - blockIdx.x : blockIdx.x);
+}
+
 // Four math warpgroups in two pairs: pair p takes the CTA's tiles p, p + 2, p + 4, ...; in a pair, warpgroup half
 // h computes Q rows [128 h, 128 h + 128) of the 256-row query group (queries h * kNumQ / 2 ...), so both read the
 // same key tile and each keeps 64 accumulators per thread (68 with the linear-term columns). The producer runs with
@@ -251,7 +259,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
         ptx::setmaxnreg_dec<Roles::kProducerRegisters>();
         if (warp_idx_sync() != 0 || !elect_one_sync()) return;
         unsigned int tile = 0, iter = 0;
-        for (unsigned int g = blockIdx.x; g < num_groups; g += gridDim.x, ++iter) {
+        for (unsigned int g = snake_group(0); g < num_groups; g = snake_group(++iter)) {
             const unsigned int q0 = g * kNumQ;
             const GroupRange<kNumQ> range(ks, ke, q0, seq_len, seq_len_kv);
             const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
@@ -303,7 +311,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles::kNumThreads, 1)
     static_assert(Layout::kScaleStageBytes == kBlockKV * sizeof(float), "one FP32 scale per key of a stage");
 
     unsigned int tile = 0, iter = 0;
-    for (unsigned int g = blockIdx.x; g < num_groups; g += gridDim.x, ++iter) {
+    for (unsigned int g = snake_group(0); g < num_groups; g = snake_group(++iter)) {
         const unsigned int q0 = g * kNumQ;
         const GroupRange<kNumQ> range(ks, ke, q0, seq_len, seq_len_kv);
         const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
