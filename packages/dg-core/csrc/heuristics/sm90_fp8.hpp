@@ -287,8 +287,9 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
                     (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) && c.stages >= 2 &&
                     c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) && c.num_splits == 1;
     if (!ok) {
-        std::fprintf(stderr, "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
-                     f.block_n, f.stages, f.cluster_m, f.ctas, f.k_ways, m, n, k);
+        std::fprintf(stderr,
+                     "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
+                     f.block_n, f.stages, f.cluster_m, f.ctas, f.k_ways, f.block_m, m, n, k);
         return base;
     }
     const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, c.block_n);
