@@ -87,15 +87,18 @@ def test_host_shared_memory_matches_the_kernel_layout(tmp_path):
         for d in (32, 64, 128):
             spec = _jit.mqa_logits_spec(h, d)
             nq = _jit.Q_ROWS // h
-            smem = _jit.smem_bytes(_jit.Q_ROWS, d, h, nq, spec.stages, extra)
-            checks.append(f"static_assert(dg::indexer::MqaLayout<{nq}, {h}, {d}, {spec.stages}, {extra}>::kSmemBytes"
-                          f" == {smem});")
+            hb = _jit.PREFILL_WORK_BYTES
+            smem = _jit.smem_bytes(_jit.Q_ROWS, d, h, nq, spec.stages, extra, hb)
+            checks.append(f"static_assert(dg::indexer::MqaLayout<{nq}, {h}, {d}, {spec.stages}, {extra}, {hb}>"
+                          f"::kSmemBytes == {smem});")
             for n in (1, 2):
                 paged = _jit.paged_mqa_logits_spec(n, h, d)
                 smem = _jit.smem_bytes(n * h, d, h, n, paged.stages)
                 checks.append(f"static_assert(dg::indexer::MqaLayout<{n}, {h}, {d}, {paged.stages}>::kSmemBytes"
                               f" == {smem});")
     source = tmp_path / "layout.cu"
+    checks.append(f"static_assert(dg::indexer::kPrefillWorkBytes == {_jit.PREFILL_WORK_BYTES});")
+    checks.append(f"static_assert(dg::indexer::kMaxPrefillCtas == {_jit.PREFILL_MAX_CTAS});")
     source.write_text("#include <dg_indexer/impls/sm90_fp8_mqa_logits.cuh>\n" + "\n".join(checks) + "\n")
     cmd = [nvcc, "-std=c++20", "-gencode=arch=compute_90a,code=sm_90a", "-c", "-diag-suppress=177",
            f"-I{INDEXER_INCLUDE}", f"-I{_core_include()}", str(source), "-o", str(tmp_path / "layout.o")]

@@ -141,6 +141,23 @@ def test_mqa_bad_ranges_are_guarded():
     run_mqa(q, k, s, w, ks, ke, what="bad ranges")
 
 
+@pytest.mark.parametrize("seq_len", [41, 300])
+@pytest.mark.parametrize("mode", ["causal", "all empty", "half empty"])
+def test_mqa_short_prefill_split_across_ctas(seq_len, mode):
+    # Fewer query groups than SMs: the split instance cuts the groups' tiles into one equal share per CTA (pieces
+    # of one group on several CTAs, empty groups placed by their position, all empty: one CTA per group).
+    seq_len_kv = 20000
+    q, k, s, w = make_mqa(seq_len, seq_len_kv, 64, 128)
+    ks, ke = causal(seq_len, seq_len_kv)
+    if mode == "all empty":
+        ke = ks.clone()
+    elif mode == "half empty":
+        ke[: seq_len // 2] = ks[: seq_len // 2]
+        ks[seq_len // 2:: 3] = 1234  # some ranges start inside the key range
+    run_mqa(q, k, s, w, ks, ke, what=f"split {mode}")
+    run_mqa(q, k, s, w, ks, ke, clean=False, what=f"split {mode} no clean")
+
+
 @pytest.mark.parametrize("seq_len, seq_len_kv", [(1, 1), (1, 64), (3, 65), (513, 64)])
 def test_mqa_tiny(seq_len, seq_len_kv):
     q, k, s, w = make_mqa(seq_len, seq_len_kv, 64, 128)

@@ -68,10 +68,18 @@ def prefill_extra_rows(heads: int) -> int:
     return 0 if queries > 2 else max(8, 4 * queries)
 
 
-def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages: int, extra_rows: int = 0) -> int:
+# The prefill kernel's work area and its most CTAs per launch (kPrefillWorkBytes, kMaxPrefillCtas in
+# sm90_fp8_mqa_logits.cuh).
+PREFILL_MAX_CTAS = 256
+PREFILL_WORK_BYTES = 2 * 128 + 16 + 4 * PREFILL_MAX_CTAS
+
+
+def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages: int, extra_rows: int = 0,
+               work_bytes: int = 0) -> int:
     """Dynamic shared memory of both logits kernels (layout in sm90_mqa_logits_common.cuh, MqaLayout).
 
-    ``extra_rows``: the prefill kernel's linear-term rows per half slot (prefill_extra_rows), 0 for the paged one.
+    ``extra_rows``: the prefill kernel's linear-term rows per half slot (prefill_extra_rows), 0 for the paged one;
+    ``work_bytes``: the prefill kernel's work area (PREFILL_WORK_BYTES), 0 for the paged one.
     """
     if extra_rows:
         q_slot = 2 * (((q_rows // 2 + extra_rows) * head_dim + 1023) // 1024 * 1024)
@@ -82,12 +90,16 @@ def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages:
     scale_stage = BLOCK_KV * 4
     flags = (stages * 4 + 15) // 16 * 16
     aux = (2 * num_queries + 16) * 4 if extra_rows else 0
-    return 2 * q_slot + stages * (k_stage + scale_stage) + 2 * w_slot + flags + 8 * (2 * stages + 4) + aux
+    work_offset = (2 * q_slot + stages * (k_stage + scale_stage) + 2 * w_slot + flags + 8 * (2 * stages + 4) + aux
+                     + 15) // 16 * 16
+    return work_offset + work_bytes
 
 
-def num_stages(q_rows: int, head_dim: int, heads: int, num_queries: int, extra_rows: int = 0) -> int:
+def num_stages(q_rows: int, head_dim: int, heads: int, num_queries: int, extra_rows: int = 0,
+               work_bytes: int = 0) -> int:
     stages = MAX_STAGES
-    while stages > 2 and smem_bytes(q_rows, head_dim, heads, num_queries, stages, extra_rows) > SMEM_BUDGET:
+    while stages > 2 and smem_bytes(q_rows, head_dim, heads, num_queries, stages, extra_rows,
+                                    work_bytes) > SMEM_BUDGET:
         stages -= 1
     return stages
 
@@ -102,12 +114,15 @@ class KernelSpec:
     threads: int = NUM_THREADS  # threads per CTA
 
 
-def mqa_logits_spec(heads: int, head_dim: int) -> KernelSpec:
-    stages = num_stages(Q_ROWS, head_dim, heads, Q_ROWS // heads, prefill_extra_rows(heads))
+def mqa_logits_spec(heads: int, head_dim: int, split: bool = False) -> KernelSpec:
+    """The prefill kernel; ``split``: the instance for launches with fewer query groups than CTAs, which cuts the
+    groups into equal tile shares (sm90_fp8_mqa_logits.cuh, "Work dealing")."""
+    stages = num_stages(Q_ROWS, head_dim, heads, Q_ROWS // heads, prefill_extra_rows(heads), PREFILL_WORK_BYTES)
     return KernelSpec(
         name="sm90_fp8_mqa_logits",
         include="dg_indexer/impls/sm90_fp8_mqa_logits.cuh",
-        kernel=f"dg::indexer::sm90_fp8_mqa_logits_impl<{heads}, {head_dim}, {Q_ROWS}, {stages}>",
+        kernel=f"dg::indexer::sm90_fp8_mqa_logits_impl<{heads}, {head_dim}, {Q_ROWS}, {stages}, "
+               f"{'true' if split else 'false'}>",
         # q map, k map, weights map, k_scale map, ks, ke, out, seq_len, seq_len_kv, out row stride, clean
         signature=("tmap", "tmap", "tmap", "tmap", "ptr", "ptr", "ptr", "u32", "u32", "u64", "u32"),
         stages=stages,
@@ -158,7 +173,7 @@ def all_specs() -> list[KernelSpec]:
     ]
     for h in (32, 64, 128):
         for d in (32, 64, 128):
-            specs.append(mqa_logits_spec(h, d))
+            specs += [mqa_logits_spec(h, d, split) for split in (False, True)]
             for n in (1, 2):
                 specs.append(paged_mqa_logits_spec(n, h, d))
     return specs

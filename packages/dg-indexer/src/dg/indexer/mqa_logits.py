@@ -115,9 +115,19 @@ def fp8_mqa_logits(
         chk.aligned(name, x)
     _jit.require_sm90("q", device)
     with _jit.device_guard(device):
-        spec = _jit.mqa_logits_spec(heads, dim)
-        kernel = _jit.kernel_for(spec)
         queries_per_block = _jit.Q_ROWS // heads
+        # NOTE: one CTA per SM whatever the group count: fewer groups than CTAs are cut into equal tile shares by
+        # the split instance.
+        grid = min(_jit.num_sms(device), _jit.PREFILL_MAX_CTAS)
+        num_groups = (seq_len + queries_per_block - 1) // queries_per_block
+        split = num_groups < grid
+        # NOTE: the split instance sums the tiles of its groups in 32 bits: at most grid - 1 groups of at most
+        # seq_len_kv / 64 + 2 tiles each.
+        if split and (grid - 1) * (seq_len_kv // _jit.BLOCK_KV + 2) >= 2**32:
+            raise ValueError(f"kv: seq_len_kv must stay below {(2**32 // max(grid - 1, 1) - 2) * _jit.BLOCK_KV} keys "
+                             f"when seq_len < {grid * queries_per_block}, got {seq_len_kv}")
+        spec = _jit.mqa_logits_spec(heads, dim, split=split)
+        kernel = _jit.kernel_for(spec)
         # NOTE: a query group's Q rows come as two boxes of Q_ROWS / 2 rows, one per half of the slot.
         q_map = _jit.tensor_map(q.view(seq_len * heads, dim), (dim, seq_len * heads), (dim,),
                                 (dim, _jit.Q_ROWS // 2), swizzle=dim)
@@ -126,10 +136,8 @@ def fp8_mqa_logits(
         # NOTE: the scales as a [1, S_kv] matrix: one 64-wide box per key tile (the row pitch is never used).
         s_map = _jit.tensor_map(k_scale, (seq_len_kv, 1), (_align(seq_len_kv * 4, 16),), (_jit.BLOCK_KV, 1),
                                 swizzle=0)
-        num_blocks = (seq_len + queries_per_block - 1) // queries_per_block
-        grid = min(_jit.num_sms(device), num_blocks)
         smem = _jit.smem_bytes(_jit.Q_ROWS, dim, heads, queries_per_block, spec.stages,
-                                 _jit.prefill_extra_rows(heads))
+                               _jit.prefill_extra_rows(heads), _jit.PREFILL_WORK_BYTES)
         kernel.launch(grid=(grid, 1, 1), block=(spec.threads, 1, 1),
                       args=(q_map, k_map, w_map, s_map, ks, ke, out, seq_len, seq_len_kv, buffer.stride(0),
                             int(clean_logits)),

@@ -16,7 +16,7 @@
 // Warp roles (128 * (1 + M) threads, M = MqaRoles::kNumMathWarpgroups):
 //     warpgroup 0      kTmaWarpgroup     one lane of its first warp issues every TMA load (in the paged kernel
 //                                        the whole warp walks the work and its lanes fetch block ids); the other
-//                                        warps retire at once; 40 registers per thread (24 in the prefill kernel)
+//                                        warps retire at once; 40 registers per thread (prefill: 24, 32 with split groups)
 //     warpgroup 1 + m  math warpgroup m  decode: tiles m, m + M, m + 2M, ... of the CTA's tile sequence, 232
 //                                        registers (M = 2) or 104 (M = 4); prefill (M = 4): pair m / 2 takes tiles
 //                                        m / 2, m / 2 + 2, ..., half m % 2 of the Q rows, 112 registers
@@ -39,6 +39,8 @@
 //     [barriers]                     (2 * kNumStages + 4) x 8
 //     [aux]                          prefill with linear-term rows only: (2 * kNumQ + 16) x 4 (part scales,
 //                                    per-warpgroup scratch)
+//     [work]                         prefill only, 16-aligned: the two slots' headers (the piece of a query group
+//                                    each holds), the split of the last round (sm90_fp8_mqa_logits.cuh)
 // NOTE: scales come through TMA with their keys, so no math thread waits on a dependent global load per tile.
 // The host computes the same total (dg/indexer/_jit.py: smem_bytes); the kernels trap if launched with less.
 #pragma once
@@ -80,9 +82,10 @@ struct MqaRoles {
 };
 
 // kQExtraRows: rows appended to each half of a Q slot (the prefill kernel's linear-term rows, see
-// sm90_fp8_mqa_logits.cuh); 0 in the paged kernel, whose slot is the plain Q rows.
+// sm90_fp8_mqa_logits.cuh); 0 in the paged kernel, whose slot is the plain Q rows. kWorkBytes: the prefill
+// kernel's work area (slot headers and the split of the last round); 0 in the paged kernel.
 template <unsigned int kNumQ, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages,
-          unsigned int kQExtraRows = 0>
+          unsigned int kQExtraRows = 0, unsigned int kWorkBytes = 0>
 struct MqaLayout {
     static constexpr unsigned int kQRows = kNumQ * kNumHeads;
     // Bytes TMA brings per slot, and a half slot (Q rows of one warpgroup, then its extra rows; 1024-aligned).
@@ -105,7 +108,9 @@ struct MqaLayout {
     // scratch for the block-wide maximum.
     static constexpr unsigned int kAuxOffset = kBarrierOffset + 8 * kNumBarriers;
     static constexpr unsigned int kAuxBytes = kQExtraRows ? (2 * kNumQ + 16) * 4 : 0;
-    static constexpr unsigned int kSmemBytes = kAuxOffset + kAuxBytes;
+    // The work area, 16-byte aligned.
+    static constexpr unsigned int kWorkOffset = align_up(kAuxOffset + kAuxBytes, 16u);
+    static constexpr unsigned int kSmemBytes = kWorkOffset + kWorkBytes;
 
     static_assert(kHeadDim == 32 || kHeadDim == 64 || kHeadDim == 128, "head_dim must be 32, 64 or 128");
     static_assert(kNumHeads == 32 || kNumHeads == 64 || kNumHeads == 128, "heads must be 32, 64 or 128");
@@ -116,6 +121,7 @@ struct MqaLayout {
     static_assert(kWSlotBytes % 128 == 0, "weight slots must keep the barriers 8-byte and TMA 16-byte aligned");
     static_assert(kSmemBytes <= 227 * 1024, "shared memory budget of an SM90 CTA (227 KiB) exceeded");
     static_assert(kNumStages >= 2 && kNumStages <= 32, "between 2 and 32 key stages");
+    static_assert(kWorkBytes % 16 == 0, "the work area is read as 16-byte vectors");
 };
 
 // Swizzle of a K-major FP8 tile whose rows are exactly kHeadDim bytes (one swizzle atom per row).
