@@ -16,7 +16,8 @@
 // Warp roles (128 * (1 + M) threads, M = MqaRoles::kNumMathWarpgroups):
 //     warpgroup 0      kTmaWarpgroup     one lane of its first warp issues every TMA load (in the paged kernel
 //                                        the whole warp walks the work and its lanes fetch block ids); the other
-//                                        warps retire at once; 40 registers per thread (prefill: 24, 32 with split groups)
+//                                        warps retire at once; 40 registers per thread (prefill: 24, or 32
+//                                        with split groups)
 //     warpgroup 1 + m  math warpgroup m  decode: tiles m, m + M, m + 2M, ... of the CTA's tile sequence, 232
 //                                        registers (M = 2) or 104 (M = 4); prefill (M = 4): pair m / 2 takes tiles
 //                                        m / 2, m / 2 + 2, ..., half m % 2 of the Q rows, 112 registers
