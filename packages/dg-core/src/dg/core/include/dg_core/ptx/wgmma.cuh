@@ -38,6 +38,15 @@ DG_DEVICE unsigned long long smem_desc_advance(unsigned long long desc, unsigned
     return (desc & 0xFFFFFFFF00000000ull) | lo;
 }
 
+// A descriptor the compiler keeps in registers instead of rebuilding it from the shared-memory address at every
+// use. NOTE: ptxas rematerialises descriptors made from a shared pointer inside hot loops (the address conversion,
+// shift, mask and flag bits: ~7 uniform instructions per use); passing the value through an opaque move stops that.
+DG_DEVICE unsigned long long smem_desc_pinned(unsigned long long desc) {
+    unsigned int lo = static_cast<unsigned int>(desc), hi = static_cast<unsigned int>(desc >> 32);
+    asm volatile("mov.b32 %0, %0;" : "+r"(lo));
+    return (static_cast<unsigned long long>(hi) << 32) | lo;
+}
+
 DG_DEVICE void wgmma_fence() {
     asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
 }

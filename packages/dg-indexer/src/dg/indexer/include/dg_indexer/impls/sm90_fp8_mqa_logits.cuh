@@ -497,7 +497,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
     float sums[kStores];
     float* linear_scales = reinterpret_cast<float*>(smem + Layout::kAuxOffset);  // [2 slots][kNumQ]
     float* scratch = linear_scales + 2 * kNumQ + 4 * math_idx;
-    const unsigned long long desc_k0 = tile_desc<kHeadDim>(smem + Layout::kKOffset);
+    const unsigned long long desc_k0 = ptx::smem_desc_pinned(tile_desc<kHeadDim>(smem + Layout::kKOffset));
     // This lane's key scale in stage 0 (stage s: + s * kBlockKV).
     const float* scales = reinterpret_cast<const float*>(smem + Layout::kScaleOffset) + store_row;
     static_assert(Layout::kScaleStageBytes == kBlockKV * sizeof(float), "one FP32 scale per key of a stage");
@@ -553,11 +553,16 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
                 my_hi[j] = hdr[kHeaderRanges + kNumQ + qq];
             }
         }
+        // NOTE: in the tile loop, unsigned (key - lo) < len tests a range in one compare: my_len[j] keys from
+        // my_lo[j] are scored, st_len[j] keys from my_lo[j] (with cleaning: from key 0) are written at all.
+        unsigned int my_len[kStores], st_len[kStores];
 #pragma unroll
         for (unsigned int j = 0; j < kStores; ++j) {
             const unsigned int q = q0 + half * kWgQ + (second ? min_of(2 * j + 1, kWgQ - 1) : 2 * j);
             my_ok[j] = store_lane && q < seq_len;
             my_row[j] = out + static_cast<unsigned long long>(my_ok[j] ? q : 0) * out_stride;
+            my_len[j] = my_hi[j] - my_lo[j];
+            st_len[j] = my_ok[j] ? (clean ? seq_len_kv : my_len[j]) : 0u;
         }
         unsigned char* q_rows = smem + Layout::kQOffset + slot * Layout::kQSlotBytes + half * Layout::kQHalfBytes;
         const float* w_slot =
@@ -585,7 +590,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
         }
 
         // This pair's tiles of the piece: t = t_lo + t0, t_lo + t0 + 2, ... (CTA tile number tile + t - t_lo).
-        const unsigned long long desc_q = tile_desc<kHeadDim>(q_rows);
+        const unsigned long long desc_q = ptx::smem_desc_pinned(tile_desc<kHeadDim>(q_rows));
         load_head_weights<kWgQ, kNumHeads>(w_slot, wr);
         if constexpr (kLinear) {
 #pragma unroll
@@ -607,12 +612,10 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
                 head_sum_with_linear<kWgQ, kNumHeads>(acc, wr, sig, sums);
             else
                 relu_weighted_head_sum_scattered<kWgQ, kNumHeads>(acc, wr, sums);
-            if (key < seq_len_kv) {
 #pragma unroll
-                for (unsigned int j = 0; j < kStores; ++j) {
-                    const bool valid = key >= my_lo[j] && key < my_hi[j];
-                    if (my_ok[j] && (valid || clean)) my_row[j][key] = valid ? sums[j] * scale : ninf;
-                }
+            for (unsigned int j = 0; j < kStores; ++j) {
+                const unsigned int rel = key - my_lo[j];
+                if ((clean ? key : rel) < st_len[j]) my_row[j][key] = rel < my_len[j] ? sums[j] * scale : ninf;
             }
         }
         tile += t_hi - t_lo;
