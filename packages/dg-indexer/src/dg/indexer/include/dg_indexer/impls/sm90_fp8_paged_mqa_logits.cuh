@@ -215,6 +215,8 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
     const int* stage_ok = reinterpret_cast<const int*>(smem + Layout::kFlagOffset);
     float acc[Layout::kQRows / 2];
     float sums[kNextN][2];
+    // NOTE: descriptors pinned (ptx::smem_desc_pinned): rebuilt from the pointers they cost ~7 instructions a tile.
+    const unsigned long long desc_k0 = ptx::smem_desc_pinned(tile_desc<kHeadDim>(smem + Layout::kKOffset));
 
     PagedWalker walker(schedule_meta, batch);
     PagedSegment seg;
@@ -224,6 +226,7 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
         const unsigned char* q_rows = smem + Layout::kQOffset + slot * Layout::kQSlotBytes;
         const float* w_slot = reinterpret_cast<const float*>(smem + Layout::kWOffset + slot * Layout::kWSlotBytes);
         const long long raw_len = __ldg(context_lens + seg.b);
+        const unsigned long long desc_q = ptx::smem_desc_pinned(tile_desc<kHeadDim>(q_rows));
         ptx::mbarrier_wait(bars.q_full + slot, parity);
 
         for (unsigned int blk = seg.blk_lo; blk < seg.blk_hi; ++blk, ++tile) {
@@ -236,7 +239,9 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
             const bool id_ok = stage_ok[stage] != 0;
             const float scale0 = id_ok ? stage_scales[row0] : nan;
             const float scale1 = id_ok ? stage_scales[row0 + 8] : nan;
-            tile_mma<Layout::kQRows, kHeadDim>(smem + Layout::kKOffset + stage * Layout::kKStageBytes, q_rows, acc);
+            tile_mma_issue<Layout::kQRows, kHeadDim>(ptx::smem_desc_advance(desc_k0, stage * Layout::kKStageBytes),
+                                                     desc_q, acc);
+            tile_mma_wait<Layout::kQRows>(acc);
             ptx::mbarrier_arrive(bars.k_empty + stage);
 
             relu_weighted_head_sum<kNextN, kNumHeads>(acc, w_slot, sums);
