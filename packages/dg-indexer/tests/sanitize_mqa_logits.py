@@ -1,4 +1,5 @@
 """Runs both logits kernels on small cases (non-paged with random, empty and inverted ranges for 64 and 32 heads,
+both prefill instances,
 paged with next_n 1 and 2 and a shuffled block table) for compute-sanitizer, e.g.
 `compute-sanitizer --tool racecheck python packages/dg-indexer/tests/sanitize_mqa_logits.py` (and memcheck).
 Exits non-zero if a result is wrong."""
@@ -61,7 +62,9 @@ def paged(batch: int, next_n: int, max_ctx: int, heads: int) -> bool:
 
 def main() -> int:
     torch.manual_seed(0)
-    ok = non_paged(70, 600, 64) & non_paged(33, 300, 32) & paged(5, 1, 700, 64) & paged(3, 2, 500, 64)
+    # NOTE: 70 and 33 queries are fewer query groups than SMs (the split prefill instance), 600 more (whole groups).
+    ok = non_paged(70, 600, 64) & non_paged(33, 300, 32) & non_paged(600, 300, 64)
+    ok &= paged(5, 1, 700, 64) & paged(3, 2, 500, 64)
     print("all results correct" if ok else "WRONG RESULTS")
     return 0 if ok else 1
 
