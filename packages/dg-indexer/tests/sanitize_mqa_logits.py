@@ -1,6 +1,5 @@
-"""Runs both logits kernels on small cases (non-paged with random, empty and inverted ranges for 64 and 32 heads,
-both prefill instances,
-paged with next_n 1 and 2 and a shuffled block table) for compute-sanitizer, e.g.
+"""Runs both logits kernels on small cases (non-paged with random, empty and inverted ranges for 64 and 32 heads and
+both prefill instances, paged with next_n 1 and 2 and a shuffled block table) for compute-sanitizer, e.g.
 `compute-sanitizer --tool racecheck python packages/dg-indexer/tests/sanitize_mqa_logits.py` (and memcheck).
 Exits non-zero if a result is wrong."""
 
