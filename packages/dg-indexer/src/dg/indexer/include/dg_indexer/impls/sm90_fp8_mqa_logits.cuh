@@ -115,18 +115,24 @@ DG_DEVICE unsigned long long div_by_small(unsigned long long x, unsigned int d) 
     return (static_cast<unsigned long long>(q_hi) << 16) + ((r << 16) | lo) / d;
 }
 
-// Publishes the key ranges of group g into `hdr` (lanes q < kNumQ write query q's) and returns the group's span
-// to every lane. Called by a whole warp.
+// Publishes the key ranges of group g into `hdr` and returns the group's span to every lane. Called by a whole
+// warp: lane q < kNumQ computes query q's range, lane 0 writes them all. NOTE: one writing lane, the one that
+// arrives on q_full afterwards, so its release covers every header write (compute-sanitizer racecheck flags writes
+// by other lanes ordered only by a warp barrier).
 template <unsigned int kNumQ>
 DG_DEVICE GroupSpan publish_group(unsigned int* hdr, const int* ks, const int* ke, unsigned int g, unsigned int seq_len,
                                   unsigned int seq_len_kv, unsigned int lane) {
     static_assert(kHeaderRanges + 2 * kNumQ <= kSlotHeaderInts, "the header holds every query's range");
     unsigned int lo = 0, hi = 0;
     const unsigned int q = g * kNumQ + lane;
-    if (lane < kNumQ) {
-        if (q < seq_len) clamped_range(ks, ke, q, seq_len_kv, lo, hi);
-        hdr[kHeaderRanges + lane] = lo;
-        hdr[kHeaderRanges + kNumQ + lane] = hi;
+    if (lane < kNumQ && q < seq_len) clamped_range(ks, ke, q, seq_len_kv, lo, hi);
+#pragma unroll
+    for (unsigned int i = 0; i < kNumQ; ++i) {
+        const unsigned int lo_i = __shfl_sync(0xffffffffu, lo, i), hi_i = __shfl_sync(0xffffffffu, hi, i);
+        if (lane == 0) {
+            hdr[kHeaderRanges + i] = lo_i;
+            hdr[kHeaderRanges + kNumQ + i] = hi_i;
+        }
     }
     const bool nonempty = hi > lo;
     return span_of(__reduce_min_sync(0xffffffffu, nonempty ? lo : seq_len_kv),
@@ -356,7 +362,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
         ptx::tma_prefetch_descriptor(&k_map);
         ptx::tma_prefetch_descriptor(&w_map);
         ptx::tma_prefetch_descriptor(&s_map);
-        ptx::mbarrier_init(split_bar, 1);
+        ptx::mbarrier_init(split_bar, 32);
         bars.init();  // NOTE: its closing fence covers split_bar too
     }
     __syncthreads();
@@ -405,10 +411,9 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
                     if (i < num_split) split_places[i + 1] = running + incl;
                     running += __shfl_sync(0xffffffffu, incl, 31);
                 }
-                if (lane == 0) {
-                    split_places[0] = 0;
-                    ptx::mbarrier_arrive(split_bar);
-                }
+                if (lane == 0) split_places[0] = 0;
+                // NOTE: every lane arrives (split_bar counts 32), so each lane's release covers its own writes.
+                ptx::mbarrier_arrive(split_bar);
                 return;
             }
 
@@ -448,6 +453,8 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
                     // NOTE: clamped to the group's tiles whatever the split computed (no load outside its keys).
                     const unsigned int p_hi = min_of(__shfl_sync(0xffffffffu, t_hi, src), span.num_tiles);
                     const unsigned int p_lo = min_of(__shfl_sync(0xffffffffu, t_lo, src), p_hi);
+                    // NOTE: lane 0 wrote the whole header (publish_group) and arrives on q_full in load_group (a
+                    // release), which the math warpgroups acquire by their wait.
                     if (lane == 0) {
                         hdr[0] = g;
                         hdr[1] = p_lo;
@@ -455,11 +462,6 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
                         hdr[3] = p_lo == 0 ? 1u : 0u;
                         hdr[4] = span.first_key;
                         hdr[5] = span.num_tiles;
-                    }
-                    // NOTE: the warp barrier orders the other lanes' range writes before lane 0's arrive (a
-                    // release), which the math warpgroups acquire by their wait on q_full.
-                    __syncwarp();
-                    if (lane == 0) {
                         load_group<Layout, kNumStages, kNumHeads, kWgRows>(smem, bars, &q_map, &w_map, slot, g * kNumQ);
                         load_key_tiles<Layout, kNumStages>(smem, bars, &k_map, &s_map, span.first_key, p_lo, p_hi,
                                                            tile);
