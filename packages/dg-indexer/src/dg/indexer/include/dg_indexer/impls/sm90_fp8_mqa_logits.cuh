@@ -8,12 +8,12 @@
 //
 // Work: a query group is kNumQ = 256 / H consecutive queries (256 Q rows). Persistent CTAs (one per SM) take the
 // groups round by round, CTA c group r * gridDim.x + c in even rounds and r * gridDim.x + gridDim.x - 1 - c in odd
-// ones (snake_group); fewer groups than CTAs are cut into equal shares of tiles, one per CTA (see "Work dealing":
-// the producer decides, the math warpgroups follow the header of each Q slot). A group walks the
-// union of its queries' key ranges, its start rounded down to a multiple of 4 keys (TMA needs a 16-byte aligned
-// innermost coordinate for the scales), in tiles of 64 keys; tile t of the CTA's sequence goes to math pair t % 2,
-// whose two warpgroups each compute half of the Q rows (roles, pipelines and the shared memory map in
-// sm90_mqa_logits_common.cuh). Q rows and weights of a group are double buffered, keys use kNumStages stages.
+// ones (snake_group); fewer groups than CTAs are cut into equal shares of tiles, one per CTA, by the kSplit instance
+// (see "Work dealing"). A group walks the union of its queries' key ranges, its start rounded down to a multiple of 4
+// keys (TMA needs a 16-byte aligned innermost coordinate for the scales), in tiles of 64 keys; tile t of the CTA's
+// sequence goes to math pair t % 2, whose two warpgroups each compute half of the Q rows (roles, pipelines and the
+// shared memory map in sm90_mqa_logits_common.cuh). Q rows and weights of a group are double buffered, keys use
+// kNumStages stages.
 //
 // Head sum (H = 64, 128): max(0, a) = (a + |a|) / 2 splits it in two. The linear half is computed by the tensor
 // cores as extra wgmma columns: per query, u_q = sum_h w[q, h] * Q[q, h, :] in four FP8 parts written after the
@@ -81,20 +81,22 @@ struct GroupRange {
 };
 
 // ---------------------------------------------------------------------------------------------------------------
-// Work dealing. The producer warp decides which query groups, and which of their tiles, the CTA runs, and hands
-// each piece to the math warpgroups in the header of the Q slot that holds the group (written before the slot's
-// q_full arrive, read after the wait). With at least as many groups as CTAs, whole groups are dealt round by round
-// in snake order (snake_group). With fewer (short prefills: S < 132 * kNumQ), the groups are cut so that every CTA
-// gets the same number of tiles: with T the tiles of all groups in (group, tile) order, CTA c takes
-// [c T / n, (c + 1) T / n) of them, as one piece per group it touches. A group without tiles goes to the CTA whose
-// share holds its place in that order (with T = 0: CTA g). Only the piece holding a group's tile 0 (or the whole of
-// an empty group) writes the -inf outside the group's tiles. The places of the groups in that order are computed at
-// the start by the producer warpgroup's other three warps (tile counts, then a scan by the second warp) into the
-// work area, and published by an mbarrier.
-// NOTE: the same cut of only the last, partial round of a longer launch (whole rounds first) measured +0.8% /
-// -1.2% / -1.0% in time on 2048 x 8192 / 4096 x 16384 / 8192 x 65536 (H100, causal ranges) against whole groups,
-// though it removes 2.6-3.5% of idle CTA time at the end: these launches run at the card's power limit (1.7 GHz),
-// where the idle SMs of a last round raise the others' clocks, and each cut adds a group set-up. Not kept.
+// Work dealing. With at least as many groups as CTAs, whole groups are dealt round by round in snake order
+// (snake_group), and every role walks that sequence itself. With fewer (short prefills: S < gridDim.x * kNumQ; the
+// kSplit instance), the producer warp decides which groups, and which of their tiles, the CTA runs, and hands each
+// piece to the math warpgroups in the header of the Q slot that holds the group (written before the slot's q_full
+// arrive, read after the wait). The groups are cut so that every CTA gets the same number of tiles: with T the tiles of
+// all groups in (group, tile) order, CTA c takes [c T / n, (c + 1) T / n) of them, as one piece per group it touches. A
+// group without tiles goes to the CTA whose share holds its place in that order (with T = 0: CTA g). Only the piece
+// holding a group's tile 0 (or the whole of an empty group) writes the -inf outside the group's tiles. The places of
+// the groups in that order are computed at the start by the producer warpgroup's other three warps (tile counts, then a
+// scan by the second warp) into the work area, and published by an mbarrier.
+//
+// NOTE: the same cut of only the last, partial round of a longer launch (whole rounds first) measured +0.8% / -1.2% /
+// -1.0% in time on 2048 x 8192 / 4096 x 16384 / 8192 x 65536 (H100, causal ranges) against whole groups, though it
+// removes 2.6-3.5% of idle CTA time at the end: these launches run at the card's power limit (1.7 GHz), where the idle
+// SMs of a last round raise the others' clocks, and each cut adds a group set-up. Not kept.
+//
 // Work area: [slot 0 header | slot 1 header] 2 x 128 bytes, [split barrier] 16, [places] 4 * kMaxPrefillCtas.
 // ---------------------------------------------------------------------------------------------------------------
 constexpr unsigned int kNoGroup = 0xffffffffu;  // header group of the last slot: no more work
