@@ -191,3 +191,42 @@ def test_metadata_rejects(args, error, words):
         idx.get_paged_mqa_logits_metadata(*args)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_validated_signature_skips_only_identical_calls():
+    # A call whose signature (types, dtypes, shapes, strides, devices, base alignment, scalars) passed the checks
+    # skips them; any change in what a check reads runs them again.
+    args = mqa_args()
+    idx.fp8_mqa_logits(**args)
+    idx.fp8_mqa_logits(**args)
+    bad = [
+        (with_(args, weights=torch.zeros(32, 4).t()), ValueError),
+        (with_(args, q=args["q"].float()), TypeError),
+        (with_(args, clean_logits=1), TypeError),
+        (with_(args, kv=(args["kv"][0], args["kv"][1].double())), TypeError),
+    ]
+    for changed, error in bad:
+        with pytest.raises(error):
+            idx.fp8_mqa_logits(**changed)
+    p = paged_args()
+    idx.fp8_paged_mqa_logits(**p)
+    with pytest.raises(TypeError):
+        idx.fp8_paged_mqa_logits(**with_(p, max_context_len=float(p["max_context_len"])))
+    with pytest.raises(TypeError):
+        idx.fp8_paged_mqa_logits(**with_(p, clean_logits=int(p.get("clean_logits", False))))
+
+
+def test_signature_holds_base_alignment_and_scalar_types():
+    from dg.indexer._checks import ValidatedSignatures
+
+    buf = torch.zeros(64, dtype=torch.uint8)
+    a, b = buf[0:32], buf[1:33]  # same dtype, shape, strides and device; base addresses 1 byte apart
+    assert ValidatedSignatures.of((a,), ()) != ValidatedSignatures.of((b,), ())
+    assert ValidatedSignatures.of((a,), (1,)) != ValidatedSignatures.of((a,), (True,))
+    assert ValidatedSignatures.of(([1, 2],), ()) is None
+    seen = ValidatedSignatures(limit=2)
+    keys = [ValidatedSignatures.of((a,), (i,)) for i in range(3)]
+    for k in keys:
+        seen.add(k)
+    assert keys[2] in seen and None not in seen
+    assert ValidatedSignatures.of((a,), ([1],)) not in seen  # unhashable scalar: not a hit, no error

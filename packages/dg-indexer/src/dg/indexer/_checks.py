@@ -1,8 +1,10 @@
 """Argument checks shared by the indexer entry points.
 
 Every public function validates device, dtype, rank, shape, strides and alignment here before any launch and
-raises ``TypeError``/``ValueError`` naming the argument, what it got and what it needs. Checked mode
-(``DG_INDEXER_CHECKED=1``) additionally copies the index tensors to the host and validates their values.
+raises ``TypeError``/``ValueError`` naming the argument, what it got and what it needs. A call whose argument
+signature already passed them skips them (``ValidatedSignatures``: the host fast path of repeated decode steps).
+Checked mode (``DG_INDEXER_CHECKED=1``) additionally copies the index tensors to the host and validates their
+values, at every call.
 """
 
 from __future__ import annotations
@@ -31,6 +33,42 @@ def checked_mode() -> bool:
         return int(value) != 0
     except ValueError:
         return True
+
+
+class ValidatedSignatures:
+    """Argument signatures that already passed every check of one entry point (the host fast path).
+
+    A signature holds everything the checks read (each tensor's type, dtype, shape, strides, device and base address
+    modulo the TMA alignment; the scalar arguments with their types), so a call whose signature is in the set would
+    pass the checks again: it skips them. Values inside tensors are not part of it; checked mode, which reads
+    them, always runs the full checks. Bounded: cleared when it holds ``limit`` signatures.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._seen: set[tuple] = set()
+        self._limit = limit
+
+    @staticmethod
+    def of(tensors: tuple, scalars: tuple) -> tuple | None:
+        """The signature of a call, or None when an argument is not a tensor (the full checks then report it)."""
+        try:
+            return tuple((type(x), x.dtype, x.shape, x.stride(), x.device, x.data_ptr() % TMA_ALIGNMENT)
+                         for x in tensors) + tuple((type(v), v) for v in scalars)
+        except (AttributeError, TypeError):
+            return None
+
+    def __contains__(self, key: tuple | None) -> bool:
+        try:
+            return key is not None and key in self._seen
+        except TypeError:  # an unhashable scalar: the full checks reject it
+            return False
+
+    def add(self, key: tuple | None) -> None:
+        if key is None:
+            return
+        if len(self._seen) >= self._limit:
+            self._seen.clear()
+        self._seen.add(key)
 
 
 def tensor(name: str, x: object) -> torch.Tensor:

@@ -114,6 +114,7 @@ class KernelSpec:
     threads: int = NUM_THREADS  # threads per CTA
 
 
+@functools.cache
 def mqa_logits_spec(heads: int, head_dim: int, split: bool = False) -> KernelSpec:
     """The prefill kernel; ``split``: the instance for launches with fewer query groups than CTAs, which cuts the
     groups into equal tile shares (sm90_fp8_mqa_logits.cuh, "Work dealing")."""
@@ -133,6 +134,7 @@ def paged_math_warpgroups(next_n: int, heads: int) -> int:
     return 4 if next_n * heads <= 128 else 2
 
 
+@functools.cache
 def paged_mqa_logits_spec(next_n: int, heads: int, head_dim: int, stages: int | None = None,
                           math_warpgroups: int | None = None) -> KernelSpec:
     stages = stages or num_stages(next_n * heads, head_dim, heads, next_n)

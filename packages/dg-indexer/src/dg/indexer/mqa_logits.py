@@ -17,6 +17,56 @@ def _empty_logits(rows: int, cols: int, device: torch.device) -> torch.Tensor:
     return torch.empty(rows, cols, dtype=torch.float32, device=device)
 
 
+# Signatures of calls whose arguments passed _check_args (see chk.ValidatedSignatures).
+_VALIDATED = chk.ValidatedSignatures()
+
+
+def _check_args(q, kv, weights, cu_seq_len_k_start, cu_seq_len_k_end, clean_logits) -> None:
+    """Every check of fp8_mqa_logits that depends only on the arguments' signature (not on tensor values)."""
+    q = chk.tensor("q", q)
+    if not isinstance(kv, (tuple, list)) or len(kv) != 2:
+        raise TypeError(f"kv: expected a (k, k_scale) pair of tensors, got {type(kv).__name__}"
+                        + (f" of length {len(kv)}" if isinstance(kv, (tuple, list)) else ""))
+    k = chk.tensor("kv[0]", kv[0])
+    k_scale = chk.tensor("kv[1]", kv[1])
+    weights = chk.tensor("weights", weights)
+    ks = chk.tensor("cu_seq_len_k_start", cu_seq_len_k_start)
+    ke = chk.tensor("cu_seq_len_k_end", cu_seq_len_k_end)
+    chk.boolean("clean_logits", clean_logits)
+
+    chk.dtype("q", q, chk.FP8)
+    chk.dtype("kv[0]", k, chk.FP8)
+    chk.dtype("kv[1]", k_scale, torch.float32)
+    chk.dtype("weights", weights, torch.float32)
+    chk.dtype("cu_seq_len_k_start", ks, torch.int32)
+    chk.dtype("cu_seq_len_k_end", ke, torch.int32)
+    chk.rank("q", q, 3)
+    chk.rank("kv[0]", k, 2)
+    chk.rank("kv[1]", k_scale, 1)
+    chk.rank("weights", weights, 2)
+    chk.rank("cu_seq_len_k_start", ks, 1)
+    chk.rank("cu_seq_len_k_end", ke, 1)
+
+    seq_len, heads, dim = q.shape
+    seq_len_kv = k.shape[0]
+    chk.heads("q", heads)
+    chk.head_dim("q", dim)
+    chk.size("kv[0]", k, 1, dim, "head_dim of q")
+    chk.size("kv[1]", k_scale, 0, seq_len_kv, "seq_len_kv of kv[0]")
+    chk.size("weights", weights, 0, seq_len, "seq_len of q")
+    chk.size("weights", weights, 1, heads, "heads of q")
+    chk.size("cu_seq_len_k_start", ks, 0, seq_len, "seq_len of q")
+    chk.size("cu_seq_len_k_end", ke, 0, seq_len, "seq_len of q")
+    for name, x in (("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights),
+                    ("cu_seq_len_k_start", ks), ("cu_seq_len_k_end", ke)):
+        chk.contiguous(name, x)
+    chk.same_device([("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights), ("cu_seq_len_k_start", ks),
+                     ("cu_seq_len_k_end", ke)])
+    if seq_len_kv >= 2**31 or seq_len * heads >= 2**31:
+        raise ValueError(f"q/kv: sizes must stay below 2^31 rows, got seq_len*heads={seq_len * heads}, "
+                         f"seq_len_kv={seq_len_kv}")
+
+
 def fp8_mqa_logits(
     q: torch.Tensor,
     kv: tuple[torch.Tensor, torch.Tensor],
@@ -58,49 +108,19 @@ def fp8_mqa_logits(
         >>> ke = torch.arange(S_kv - S + 1, S_kv + 1, dtype=torch.int32, device="cuda")
         >>> logits = dg.indexer.fp8_mqa_logits(q, (k, k_scale), w, ks, ke)   # [4, 128], -inf after ke
     """
-    q = chk.tensor("q", q)
-    if not isinstance(kv, (tuple, list)) or len(kv) != 2:
-        raise TypeError(f"kv: expected a (k, k_scale) pair of tensors, got {type(kv).__name__}"
-                        + (f" of length {len(kv)}" if isinstance(kv, (tuple, list)) else ""))
-    k = chk.tensor("kv[0]", kv[0])
-    k_scale = chk.tensor("kv[1]", kv[1])
-    weights = chk.tensor("weights", weights)
-    ks = chk.tensor("cu_seq_len_k_start", cu_seq_len_k_start)
-    ke = chk.tensor("cu_seq_len_k_end", cu_seq_len_k_end)
-    clean_logits = chk.boolean("clean_logits", clean_logits)
-
-    chk.dtype("q", q, chk.FP8)
-    chk.dtype("kv[0]", k, chk.FP8)
-    chk.dtype("kv[1]", k_scale, torch.float32)
-    chk.dtype("weights", weights, torch.float32)
-    chk.dtype("cu_seq_len_k_start", ks, torch.int32)
-    chk.dtype("cu_seq_len_k_end", ke, torch.int32)
-    chk.rank("q", q, 3)
-    chk.rank("kv[0]", k, 2)
-    chk.rank("kv[1]", k_scale, 1)
-    chk.rank("weights", weights, 2)
-    chk.rank("cu_seq_len_k_start", ks, 1)
-    chk.rank("cu_seq_len_k_end", ke, 1)
-
+    checked = chk.checked_mode()
+    pair = isinstance(kv, (tuple, list)) and len(kv) == 2
+    key = None if checked or not pair else _VALIDATED.of(
+        (q, kv[0], kv[1], weights, cu_seq_len_k_start, cu_seq_len_k_end), (clean_logits,))
+    if key not in _VALIDATED:
+        _check_args(q, kv, weights, cu_seq_len_k_start, cu_seq_len_k_end, clean_logits)
+        _VALIDATED.add(key)
+    k, k_scale = kv
+    ks, ke = cu_seq_len_k_start, cu_seq_len_k_end
     seq_len, heads, dim = q.shape
     seq_len_kv = k.shape[0]
-    chk.heads("q", heads)
-    chk.head_dim("q", dim)
-    chk.size("kv[0]", k, 1, dim, "head_dim of q")
-    chk.size("kv[1]", k_scale, 0, seq_len_kv, "seq_len_kv of kv[0]")
-    chk.size("weights", weights, 0, seq_len, "seq_len of q")
-    chk.size("weights", weights, 1, heads, "heads of q")
-    chk.size("cu_seq_len_k_start", ks, 0, seq_len, "seq_len of q")
-    chk.size("cu_seq_len_k_end", ke, 0, seq_len, "seq_len of q")
-    for name, x in (("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights),
-                    ("cu_seq_len_k_start", ks), ("cu_seq_len_k_end", ke)):
-        chk.contiguous(name, x)
-    device = chk.same_device([("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights),
-                              ("cu_seq_len_k_start", ks), ("cu_seq_len_k_end", ke)])
-    if seq_len_kv >= 2**31 or seq_len * heads >= 2**31:
-        raise ValueError(f"q/kv: sizes must stay below 2^31 rows, got seq_len*heads={seq_len * heads}, "
-                         f"seq_len_kv={seq_len_kv}")
-    if chk.checked_mode():
+    device = q.device
+    if checked:
         chk.check_ranges_values(ks, ke, seq_len_kv)
 
     buffer = _empty_logits(_align(seq_len, 4), _align(seq_len_kv + 256, 4), device)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from . import _checks as chk
@@ -62,53 +64,13 @@ def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num
     return out
 
 
-def fp8_paged_mqa_logits(
-    q: torch.Tensor,
-    kv_cache: torch.Tensor,
-    weights: torch.Tensor,
-    context_lens: torch.Tensor,
-    block_table: torch.Tensor,
-    schedule_meta: torch.Tensor,
-    max_context_len: int,
-    clean_logits: bool = False,
-) -> torch.Tensor:
-    """Score the ``next_n`` newest query tokens of each sequence against its paged KV cache (decode).
+# Signatures of paged calls whose arguments passed _check_paged_args (see chk.ValidatedSignatures).
+_VALIDATED = chk.ValidatedSignatures()
 
-    Row ``R = b * next_n + r`` gets, for ``j <= context_lens[b] - next_n + r``,
-    ``out[R, j] = scale(j) * sum_h weights[R, h] * max(0, <q[b, r, h, :], kvec(j)>)`` where token ``j`` lives in
-    block ``block_table[b, j // 64]``, slot ``j % 64``.
 
-    Args:
-        q: FP8 e4m3 ``[B, next_n, H, D]`` contiguous; ``next_n`` in {1, 2}, ``H`` and ``D`` in {32, 64, 128}.
-        kv_cache: UINT8 ``[num_blocks, 64, 1, D + 4]`` with ``stride(1) == D + 4``, ``stride(3) == 1`` and a
-            block pitch ``stride(0)`` that is a multiple of 16 bytes. Each block holds the 64 tokens' FP8
-            vectors (token ``t`` at byte ``t * D``) followed by their 64 FP32 scales (byte ``64 * D + 4 * t``).
-        weights: FP32 ``[B * next_n, H]`` contiguous.
-        context_lens: INT32 ``[B]`` contiguous, each in ``[1, max_context_len]``.
-        block_table: INT32 ``[B, max_blocks]`` with ``stride(1) == 1`` (any row pitch); the first
-            ``ceil(context_lens[b] / 64)`` entries of row ``b`` must be valid block ids.
-        schedule_meta: INT32 ``[num_sms + 1, 2]`` from :func:`get_paged_mqa_logits_metadata` with ``block_kv=64``
-            on the same ``context_lens``; the kernel launches ``num_sms`` CTAs.
-        max_context_len: number of output columns, ``>= max(context_lens)``.
-        clean_logits: write ``-inf`` at every position past the last valid one (fused into the kernel); when
-            false those positions are unspecified.
-
-    Returns:
-        FP32 ``[B * next_n, max_context_len]``: a view of a ``[B * next_n, align(max_context_len, 256)]`` buffer.
-
-    Bad values never cause an out-of-bounds access: lengths are clamped to ``max_context_len`` and to the table
-    width, and a block id outside the cache gives NaN logits for its tokens. ``DG_INDEXER_CHECKED=1`` validates
-    the values (and that ``schedule_meta`` matches ``context_lens``) on the host and raises ``ValueError``.
-    ``q``, ``kv_cache`` and ``weights`` are read with TMA and must start 16-byte aligned.
-
-    Example (one decode step, batch 2, next_n 1)::
-
-        sms = torch.cuda.get_device_properties(0).multi_processor_count
-        lens = torch.tensor([700, 4100], dtype=torch.int32, device="cuda")
-        meta = dg.indexer.get_paged_mqa_logits_metadata(lens, 64, sms)
-        logits = dg.indexer.fp8_paged_mqa_logits(q, kv_cache, w, lens, table, meta, 4096 + 64,
-                                                 clean_logits=True)
-    """
+def _check_paged_args(q, kv_cache, weights, context_lens, block_table, schedule_meta, max_context_len,
+                      clean_logits) -> None:
+    """Every check of fp8_paged_mqa_logits that depends only on the arguments' signature (not on tensor values)."""
     q = chk.tensor("q", q)
     kv_cache = chk.tensor("kv_cache", kv_cache)
     weights = chk.tensor("weights", weights)
@@ -162,13 +124,73 @@ def fp8_paged_mqa_logits(
     for name, x in (("q", q), ("weights", weights), ("context_lens", context_lens),
                     ("schedule_meta", schedule_meta)):
         chk.contiguous(name, x)
-    device = chk.same_device([("q", q), ("kv_cache", kv_cache), ("weights", weights),
-                              ("context_lens", context_lens), ("block_table", block_table),
-                              ("schedule_meta", schedule_meta)])
+    chk.same_device([("q", q), ("kv_cache", kv_cache), ("weights", weights), ("context_lens", context_lens),
+                     ("block_table", block_table), ("schedule_meta", schedule_meta)])
     if max_context_len >= 2**31 - 256 or batch * next_n * heads >= 2**31:
         raise ValueError(f"max_context_len/q: sizes must stay below 2^31, got max_context_len={max_context_len}, "
                          f"rows={batch * next_n * heads}")
-    if chk.checked_mode():
+
+
+def fp8_paged_mqa_logits(
+    q: torch.Tensor,
+    kv_cache: torch.Tensor,
+    weights: torch.Tensor,
+    context_lens: torch.Tensor,
+    block_table: torch.Tensor,
+    schedule_meta: torch.Tensor,
+    max_context_len: int,
+    clean_logits: bool = False,
+) -> torch.Tensor:
+    """Score the ``next_n`` newest query tokens of each sequence against its paged KV cache (decode).
+
+    Row ``R = b * next_n + r`` gets, for ``j <= context_lens[b] - next_n + r``,
+    ``out[R, j] = scale(j) * sum_h weights[R, h] * max(0, <q[b, r, h, :], kvec(j)>)`` where token ``j`` lives in
+    block ``block_table[b, j // 64]``, slot ``j % 64``.
+
+    Args:
+        q: FP8 e4m3 ``[B, next_n, H, D]`` contiguous; ``next_n`` in {1, 2}, ``H`` and ``D`` in {32, 64, 128}.
+        kv_cache: UINT8 ``[num_blocks, 64, 1, D + 4]`` with ``stride(1) == D + 4``, ``stride(3) == 1`` and a
+            block pitch ``stride(0)`` that is a multiple of 16 bytes. Each block holds the 64 tokens' FP8
+            vectors (token ``t`` at byte ``t * D``) followed by their 64 FP32 scales (byte ``64 * D + 4 * t``).
+        weights: FP32 ``[B * next_n, H]`` contiguous.
+        context_lens: INT32 ``[B]`` contiguous, each in ``[1, max_context_len]``.
+        block_table: INT32 ``[B, max_blocks]`` with ``stride(1) == 1`` (any row pitch); the first
+            ``ceil(context_lens[b] / 64)`` entries of row ``b`` must be valid block ids.
+        schedule_meta: INT32 ``[num_sms + 1, 2]`` from :func:`get_paged_mqa_logits_metadata` with ``block_kv=64``
+            on the same ``context_lens``; the kernel launches ``num_sms`` CTAs.
+        max_context_len: number of output columns, ``>= max(context_lens)``.
+        clean_logits: write ``-inf`` at every position past the last valid one (fused into the kernel); when
+            false those positions are unspecified.
+
+    Returns:
+        FP32 ``[B * next_n, max_context_len]``: a view of a ``[B * next_n, align(max_context_len, 256)]`` buffer.
+
+    Bad values never cause an out-of-bounds access: lengths are clamped to ``max_context_len`` and to the table
+    width, and a block id outside the cache gives NaN logits for its tokens. ``DG_INDEXER_CHECKED=1`` validates
+    the values (and that ``schedule_meta`` matches ``context_lens``) on the host and raises ``ValueError``.
+    ``q``, ``kv_cache`` and ``weights`` are read with TMA and must start 16-byte aligned.
+
+    Example (one decode step, batch 2, next_n 1)::
+
+        sms = torch.cuda.get_device_properties(0).multi_processor_count
+        lens = torch.tensor([700, 4100], dtype=torch.int32, device="cuda")
+        meta = dg.indexer.get_paged_mqa_logits_metadata(lens, 64, sms)
+        logits = dg.indexer.fp8_paged_mqa_logits(q, kv_cache, w, lens, table, meta, 4096 + 64,
+                                                 clean_logits=True)
+    """
+    checked = chk.checked_mode()
+    key = None if checked else _VALIDATED.of((q, kv_cache, weights, context_lens, block_table, schedule_meta),
+                                             (max_context_len, clean_logits))
+    if key not in _VALIDATED:
+        _check_paged_args(q, kv_cache, weights, context_lens, block_table, schedule_meta, max_context_len,
+                          clean_logits)
+        _VALIDATED.add(key)
+    max_context_len = operator.index(max_context_len)
+    batch, next_n, heads, dim = q.shape
+    num_blocks = kv_cache.shape[0]
+    block_bytes = BLOCK_KV * (dim + 4)
+    device = q.device
+    if checked:
         chk.check_paged_values(context_lens, block_table, num_blocks, max_context_len, BLOCK_KV)
         want = reference.paged_mqa_logits_metadata(context_lens.cpu(), BLOCK_KV, schedule_meta.shape[0] - 1)
         if not torch.equal(schedule_meta.cpu(), want):
