@@ -50,11 +50,12 @@ class ValidatedSignatures:
 
     @staticmethod
     def of(tensors: tuple, scalars: tuple) -> tuple | None:
-        """The signature of a call, or None when an argument is not a tensor (the full checks then report it)."""
+        """The signature of a call, or None when it cannot be formed (an argument that is not a tensor, a tensor
+        without storage): the full checks then run and report what is wrong."""
         try:
             return tuple((type(x), x.dtype, x.shape, x.stride(), x.device, x.data_ptr() % TMA_ALIGNMENT)
                          for x in tensors) + tuple((type(v), v) for v in scalars)
-        except (AttributeError, TypeError):
+        except Exception:  # noqa: BLE001 - any failure only means "no fast path"
             return None
 
     def __contains__(self, key: tuple | None) -> bool:

@@ -90,9 +90,8 @@ def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages:
     scale_stage = BLOCK_KV * 4
     flags = (stages * 4 + 15) // 16 * 16
     aux = (2 * num_queries + 16) * 4 if extra_rows else 0
-    work_offset = (2 * q_slot + stages * (k_stage + scale_stage) + 2 * w_slot + flags + 8 * (2 * stages + 4) + aux
-                     + 15) // 16 * 16
-    return work_offset + work_bytes
+    end = 2 * q_slot + stages * (k_stage + scale_stage) + 2 * w_slot + flags + 8 * (2 * stages + 4) + aux
+    return (end + 15) // 16 * 16 + work_bytes  # the work area starts 16-byte aligned
 
 
 def num_stages(q_rows: int, head_dim: int, heads: int, num_queries: int, extra_rows: int = 0,
