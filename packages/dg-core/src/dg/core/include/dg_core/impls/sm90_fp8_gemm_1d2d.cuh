@@ -195,8 +195,8 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
             } else if constexpr (BLOCK_N % 128 == 0) {
                 // A 256-wide tile starts on a 128-column boundary: half h is SFB block sfb_row + h.
-                mma::promote_1d2d<kHalfN, false>(accum + h * HalfMma::kNumAccum, partial, sa0, sa1,
-                                                 h == 0 ? sb0 : sb1, 0.0f, 0);
+                mma::promote_1d2d<kHalfN, false>(accum + h * HalfMma::kNumAccum, partial, sa0, sa1, h == 0 ? sb0 : sb1,
+                                                 0.0f, 0);
             } else if (n_col0 % 128 == 0) {
                 // BLOCK_N 192 at column offset 0 of an SFB block: half 0 in block 0, half 1 switches to block 1
                 // at its group 4. The split groups are literals, so the promotion has no selects.
@@ -212,13 +212,18 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     mma::promote_1d2d<kHalfN, false>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb1, 0.0f, 0);
             }
         };
+        // Descriptors of this row group's A rows and of B in stage 0, advanced per stage and half.
+        const unsigned long long desc_a0 =
+            ptx::smem_desc_pinned(mma::kblock_desc(smem_a(0) + rg * 64 * mma::kTileRowBytes));
+        const unsigned long long desc_b0 = ptx::smem_desc_pinned(mma::kblock_desc(smem_b(0)));
         // Issues half h of the K block in `stage` into `partial`, in turn with the other row group.
         auto issue_half = [&](unsigned int stage, unsigned int h) {
             if constexpr (kOrderMma) {
                 if (rg == 1 || mma_issued > 0) ptx::named_barrier_sync(kTurnBarrier + rg, 256);
             }
-            mma::kblock_mma_issue<kHalfN>(smem_a(stage) + rg * 64 * mma::kTileRowBytes,
-                                          smem_b(stage) + h * kHalfN * mma::kTileRowBytes, partial);
+            mma::kblock_mma_issue<kHalfN>(
+                ptx::smem_desc_advance(desc_a0, stage * Cfg::kTileABytes),
+                ptx::smem_desc_advance(desc_b0, stage * Cfg::kTileBBytes + h * kHalfN * mma::kTileRowBytes), partial);
             if constexpr (kOrderMma) {
                 ptx::named_barrier_arrive(kTurnBarrier + (rg ^ 1u), 256);
                 ++mma_issued;
@@ -335,7 +340,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             if (store_thread) ptx::tma_store_wait_read<0>();
             ptx::named_barrier_sync(1 + rg, 128);
             epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN, (BLOCK_N > 160)>(smem_d, accum, rg,
-                                                                                             warp_in_wg, lane);
+                                                                                            warp_in_wg, lane);
             ptx::fence_proxy_async_smem();
             ptx::named_barrier_sync(1 + rg, 128);
             if (store_thread)

@@ -15,13 +15,18 @@ constexpr unsigned int kBlockK = 128;            // K elements per scale block a
 constexpr unsigned int kWgmmaK = 32;             // K of one FP8 wgmma
 constexpr unsigned int kTileRowBytes = kBlockK;  // one FP8 K-major row of a stage tile = one 128-byte swizzle atom
 
+// wgmma descriptor of a stage tile (rows of one 128-byte K block, 128-byte swizzled, 1024-byte aligned).
+DG_DEVICE unsigned long long kblock_desc(const void* smem_tile) {
+    return ptx::make_smem_desc_kmajor(smem_tile, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
+}
+
 // Issues the four wgmma of one K block into `partial` and commits them as one group, without waiting:
-// the caller waits (wgmma_wait_group) and fences `partial` before reading it.
+// the caller waits (wgmma_wait_group) and fences `partial` before reading it. Takes the tiles' descriptors
+// (kblock_desc; NOTE: a kernel that keeps them pinned (ptx::smem_desc_pinned) and advances them per stage spares
+// ptxas rebuilding them from the shared-memory address at every K block).
 template <unsigned int BLOCK_N>
-DG_DEVICE void kblock_mma_issue(const void* smem_a, const void* smem_b, float* partial) {
+DG_DEVICE void kblock_mma_issue(unsigned long long desc_a, unsigned long long desc_b, float* partial) {
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
-    const unsigned long long desc_a = ptx::make_smem_desc_kmajor(smem_a, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
-    const unsigned long long desc_b = ptx::make_smem_desc_kmajor(smem_b, 8 * kTileRowBytes, ptx::SmemSwizzle::k128B);
     ptx::accum_fence_array<Mma::kNumAccum>(partial);
     ptx::wgmma_fence();
 #pragma unroll
@@ -35,7 +40,7 @@ DG_DEVICE void kblock_mma_issue(const void* smem_a, const void* smem_b, float* p
 // warpgroup's rows), `smem_b` BLOCK_N rows x 128 bytes, both 128-byte swizzled and 1024-byte aligned.
 template <unsigned int BLOCK_N>
 DG_DEVICE void kblock_mma(const void* smem_a, const void* smem_b, float* partial) {
-    kblock_mma_issue<BLOCK_N>(smem_a, smem_b, partial);
+    kblock_mma_issue<BLOCK_N>(kblock_desc(smem_a), kblock_desc(smem_b), partial);
     ptx::wgmma_wait_group<0>();
     ptx::accum_fence_array<ptx::WgmmaFp8<BLOCK_N>::kNumAccum>(partial);
 }
