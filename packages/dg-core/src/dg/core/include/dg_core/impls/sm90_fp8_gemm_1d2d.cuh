@@ -212,18 +212,28 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     mma::promote_1d2d<kHalfN, false>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb1, 0.0f, 0);
             }
         };
-        // Descriptors of this row group's A rows and of B in stage 0, advanced per stage and half.
+        // Descriptors of this row group's A rows and of B in stage 0, pinned in registers and advanced per stage and
+        // half (perf log v17). NOTE: not in the plain loop of two-half tiles, where the two live values made ptxas
+        // spill at 240 registers; those rebuild them from the address at each use.
+        constexpr bool kPinDescs = !(kNumHalves == 2 && kPipeline == 0);
         const unsigned long long desc_a0 =
-            ptx::smem_desc_pinned(mma::kblock_desc(smem_a(0) + rg * 64 * mma::kTileRowBytes));
-        const unsigned long long desc_b0 = ptx::smem_desc_pinned(mma::kblock_desc(smem_b(0)));
+            kPinDescs ? ptx::smem_desc_pinned(mma::kblock_desc(smem_a(0) + rg * 64 * mma::kTileRowBytes)) : 0ull;
+        const unsigned long long desc_b0 = kPinDescs ? ptx::smem_desc_pinned(mma::kblock_desc(smem_b(0))) : 0ull;
         // Issues half h of the K block in `stage` into `partial`, in turn with the other row group.
         auto issue_half = [&](unsigned int stage, unsigned int h) {
             if constexpr (kOrderMma) {
                 if (rg == 1 || mma_issued > 0) ptx::named_barrier_sync(kTurnBarrier + rg, 256);
             }
-            mma::kblock_mma_issue<kHalfN>(
-                ptx::smem_desc_advance(desc_a0, stage * Cfg::kTileABytes),
-                ptx::smem_desc_advance(desc_b0, stage * Cfg::kTileBBytes + h * kHalfN * mma::kTileRowBytes), partial);
+            if constexpr (kPinDescs) {
+                mma::kblock_mma_issue<kHalfN>(
+                    ptx::smem_desc_advance(desc_a0, stage * Cfg::kTileABytes),
+                    ptx::smem_desc_advance(desc_b0, stage * Cfg::kTileBBytes + h * kHalfN * mma::kTileRowBytes),
+                    partial);
+            } else {
+                mma::kblock_mma_issue<kHalfN>(mma::kblock_desc(smem_a(stage) + rg * 64 * mma::kTileRowBytes),
+                                              mma::kblock_desc(smem_b(stage) + h * kHalfN * mma::kTileRowBytes),
+                                              partial);
+            }
             if constexpr (kOrderMma) {
                 ptx::named_barrier_arrive(kTurnBarrier + (rg ^ 1u), 256);
                 ++mma_issued;
