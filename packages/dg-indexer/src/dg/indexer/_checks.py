@@ -88,6 +88,14 @@ def rank(name: str, x: torch.Tensor, want: int) -> None:
         raise ValueError(f"{name}: expected a {want}-D tensor, got {x.dim()}-D with shape {tuple(x.shape)}")
 
 
+def dtypes_and_ranks(specs: list[tuple[str, torch.Tensor, torch.dtype, int]]) -> None:
+    """``dtype`` then ``rank`` over (name, tensor, dtype, rank) entries: every dtype first, then every rank."""
+    for name, x, want, _ in specs:
+        dtype(name, x, want)
+    for name, x, _, want in specs:
+        rank(name, x, want)
+
+
 def contiguous(name: str, x: torch.Tensor) -> None:
     if not x.is_contiguous():
         raise ValueError(f"{name}: expected a contiguous tensor, got strides {tuple(x.stride())} for shape "

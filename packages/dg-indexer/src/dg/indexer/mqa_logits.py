@@ -34,18 +34,9 @@ def _check_args(q, kv, weights, cu_seq_len_k_start, cu_seq_len_k_end, clean_logi
     ke = chk.tensor("cu_seq_len_k_end", cu_seq_len_k_end)
     chk.boolean("clean_logits", clean_logits)
 
-    chk.dtype("q", q, chk.FP8)
-    chk.dtype("kv[0]", k, chk.FP8)
-    chk.dtype("kv[1]", k_scale, torch.float32)
-    chk.dtype("weights", weights, torch.float32)
-    chk.dtype("cu_seq_len_k_start", ks, torch.int32)
-    chk.dtype("cu_seq_len_k_end", ke, torch.int32)
-    chk.rank("q", q, 3)
-    chk.rank("kv[0]", k, 2)
-    chk.rank("kv[1]", k_scale, 1)
-    chk.rank("weights", weights, 2)
-    chk.rank("cu_seq_len_k_start", ks, 1)
-    chk.rank("cu_seq_len_k_end", ke, 1)
+    chk.dtypes_and_ranks([("q", q, chk.FP8, 3), ("kv[0]", k, chk.FP8, 2), ("kv[1]", k_scale, torch.float32, 1),
+                          ("weights", weights, torch.float32, 2), ("cu_seq_len_k_start", ks, torch.int32, 1),
+                          ("cu_seq_len_k_end", ke, torch.int32, 1)])
 
     seq_len, heads, dim = q.shape
     seq_len_kv = k.shape[0]

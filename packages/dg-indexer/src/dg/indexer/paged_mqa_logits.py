@@ -80,18 +80,10 @@ def _check_paged_args(q, kv_cache, weights, context_lens, block_table, schedule_
     max_context_len = chk.integer("max_context_len", max_context_len, 0)
     clean_logits = chk.boolean("clean_logits", clean_logits)
 
-    chk.dtype("q", q, chk.FP8)
-    chk.dtype("kv_cache", kv_cache, torch.uint8)
-    chk.dtype("weights", weights, torch.float32)
-    chk.dtype("context_lens", context_lens, torch.int32)
-    chk.dtype("block_table", block_table, torch.int32)
-    chk.dtype("schedule_meta", schedule_meta, torch.int32)
-    chk.rank("q", q, 4)
-    chk.rank("kv_cache", kv_cache, 4)
-    chk.rank("weights", weights, 2)
-    chk.rank("context_lens", context_lens, 1)
-    chk.rank("block_table", block_table, 2)
-    chk.rank("schedule_meta", schedule_meta, 2)
+    chk.dtypes_and_ranks([("q", q, chk.FP8, 4), ("kv_cache", kv_cache, torch.uint8, 4),
+                          ("weights", weights, torch.float32, 2), ("context_lens", context_lens, torch.int32, 1),
+                          ("block_table", block_table, torch.int32, 2),
+                          ("schedule_meta", schedule_meta, torch.int32, 2)])
 
     batch, next_n, heads, dim = q.shape
     if next_n not in chk.SUPPORTED_NEXT_N:
