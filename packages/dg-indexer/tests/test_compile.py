@@ -104,3 +104,22 @@ def test_host_shared_memory_matches_the_kernel_layout(tmp_path):
            f"-I{INDEXER_INCLUDE}", f"-I{_core_include()}", str(source), "-o", str(tmp_path / "layout.o")]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_paged_key_loads_carry_the_evict_first_hint(tmp_path):
+    # Every key block of a decode step is read exactly once: its TMA loads (keys and scales) carry an L2 evict-first
+    # policy (H100, cold L2: 3-10% on the three benchmark cases, docs/perf_log.md dg.indexer v7). Pinned on the PTX.
+    nvcc = _nvcc()
+    spec = _jit.paged_mqa_logits_spec(1, 64, 128)
+    source = tmp_path / "paged.cu"
+    source.write_text(f"#include <{spec.include}>\n"
+                      f"static void* const dg_kernel_instance = reinterpret_cast<void*>(&{spec.kernel});\n")
+    cmd = [nvcc, "-std=c++20", "-gencode=arch=compute_90a,code=compute_90a", "-ptx", "-diag-suppress=177",
+           f"-I{INDEXER_INCLUDE}", f"-I{_core_include()}", str(source), "-o", str(tmp_path / "paged.ptx")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ptx = (tmp_path / "paged.ptx").read_text()
+    assert "createpolicy.fractional.L2::evict_first" in ptx
+    hinted = [line for line in ptx.splitlines() if "cp.async.bulk.tensor" in line and "L2::cache_hint" in line]
+    assert any(".3d." in line for line in hinted), "the key tile load lost its cache hint"
+    assert any(".2d." in line for line in hinted), "the scale load lost its cache hint"

@@ -47,6 +47,15 @@ DG_DEVICE void tma_load_3d(void* smem_dst, const TensorMap* desc, unsigned long 
         : "memory");
 }
 
+DG_DEVICE void tma_load_3d_hint(void* smem_dst, const TensorMap* desc, unsigned long long* bar, int c0, int c1,
+                                int c2, unsigned long long policy) {
+    asm volatile(
+        "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], "
+        "[%1, {%3, %4, %5}], [%2], %6;" ::"r"(smem_addr(smem_dst)),
+        "l"(reinterpret_cast<unsigned long long>(desc)), "r"(smem_addr(bar)), "r"(c0), "r"(c1), "r"(c2), "l"(policy)
+        : "memory");
+}
+
 // Loads one box and writes it to the same shared-memory offset in every CTA named by `cta_mask`; each
 // destination CTA's mbarrier (same offset) receives the transaction bytes.
 DG_DEVICE void tma_load_2d_multicast(void* smem_dst, const TensorMap* desc, unsigned long long* bar, int c0, int c1,

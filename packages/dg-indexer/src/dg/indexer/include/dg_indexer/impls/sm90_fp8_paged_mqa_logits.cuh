@@ -21,6 +21,11 @@
 // benchmark cases). The pipeline alone (math removed) reaches about 81% of the copy bandwidth: the remaining gap is
 // in the loads, not the math; more key stages (20, 22) did not help, 12 was 0.4-2% faster than 16.
 //
+// Loads: every key block is read once per call, so its two TMA loads carry an L2 evict-first policy. After a dirty
+// L2 (the benchmark's flush) most of what is left between this kernel and a copy of the same bytes is the
+// write-back of those dirty lines. One 66-row box per block (keys and scales together, swizzled) was as fast after
+// a clean L2 and 1.5x slower after a dirty one; 8 or 12 stages: within noise (perf log dg.indexer v7).
+//
 // Start-up: the first 32 block ids of the CTA are loaded from its schedule row alone, in parallel with the context
 // length that the walk needs, so the first key tile is requested one memory latency earlier.
 //
@@ -154,6 +159,10 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
         ptx::setmaxnreg_dec<kTmaRegisters>();
         if (warp_idx_sync() != 0) return;
         const unsigned int lane = lane_idx();
+        // NOTE: every key block is read once: evict-first keeps it from displacing other lines of the L2
+        // (dirty ones cost a write-back each). H100, cold L2: 33.4 -> 30.2, 99.6 -> 95.9, 90.6 -> 87.5 us on the
+        // three benchmark cases (perf log dg.indexer v7).
+        const unsigned long long policy = ptx::l2_policy_evict_first();
         int* stage_ok = reinterpret_cast<int*>(smem + Layout::kFlagOffset);
         PagedWalker walker(schedule_meta, batch);
         // NOTE: the first block ids are fetched before the first segment is known: they depend only on the
@@ -193,10 +202,10 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
                         // arrive (release) and their wait (acquire).
                         stage_ok[stage] = ok ? 1 : 0;
                         ptx::mbarrier_arrive_expect_tx(bars.k_full + stage, Layout::kStageTxBytes);
-                        ptx::tma_load_3d(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &kv_map,
-                                         bars.k_full + stage, 0, 0, coord);
-                        ptx::tma_load_2d(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes, &s_map,
-                                         bars.k_full + stage, 0, coord);
+                        ptx::tma_load_3d_hint(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &kv_map,
+                                              bars.k_full + stage, 0, 0, coord, policy);
+                        ptx::tma_load_2d_hint(smem + Layout::kScaleOffset + stage * Layout::kScaleStageBytes, &s_map,
+                                              bars.k_full + stage, 0, coord, policy);
                     }
                     __syncwarp();
                 }
