@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.util
 import json
+import os
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,35 @@ def _slug(name: str) -> str:
     return "".join(c.lower() if c.isalnum() else "-" for c in name).strip("-")
 
 
+# Pause before every routine after the first (seconds; DG_BENCH_SETTLE_S). NOTE: an H100 that has just run
+# FP8 GEMMs at its power limit stays throttled for a moment: in one process, the 2048 x 8192 MQA-logits case read
+# 206 us on a rested card, 272 / 248 us right after 20 s of M = 4096 GEMMs (1275 MHz, 703 W) and 205 us after 5 s
+# idle. Without the pause a routine's first cases were timed in the previous routine's aftermath, so results
+# depended on the routine order.
+DEFAULT_SETTLE_S = 5.0
+
+
+def settle_seconds() -> float:
+    value = os.environ.get("DG_BENCH_SETTLE_S", "").strip()
+    try:
+        return max(0.0, float(value)) if value else DEFAULT_SETTLE_S
+    except ValueError:
+        raise ValueError(f"DG_BENCH_SETTLE_S: expected a number of seconds, got {value!r}") from None
+
+
+def card_state(torch: Any) -> dict[str, Any]:
+    """SM clock (MHz), temperature (C) and power draw (W) as NVML reports them now (coarse: NVML averages power and
+    refreshes its readings a few times per second); None where NVML is unavailable."""
+    state: dict[str, Any] = {}
+    for key, read, scale in (("sm_clock_mhz", "clock_rate", 1), ("temperature_c", "temperature", 1),
+                             ("power_w", "power_draw", 1e-3)):
+        try:
+            state[key] = round(getattr(torch.cuda, read)() * scale, 1)
+        except Exception:  # noqa: BLE001 - pynvml missing or the query unsupported
+            state[key] = None
+    return state
+
+
 def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = None,
                  anchors_file: Path | None = None) -> int:
     """Runs every routine of `routines_dir` (or those named in `only`); returns the number that failed."""
@@ -103,8 +134,13 @@ def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = Non
         head = p.read_text().split("PRIORITY = ", 1)
         return (int(head[1].split()[0]) if len(head) == 2 else 100), p.stem
 
-    for path in sorted(paths, key=order):
+    settle = settle_seconds()
+    for i, path in enumerate(sorted(paths, key=order)):
         name = path.stem
+        if i > 0 and settle > 0:
+            ctx.torch.cuda.synchronize()
+            time.sleep(settle)
+        state_at_start = card_state(ctx.torch)
         spec = importlib.util.spec_from_file_location(f"dg_bench_{name}", path)
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
@@ -125,11 +161,18 @@ def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = Non
             "python": platform.python_version(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "method": "median of CUDA-event times, L2 flushed before every call",
+            "settle_s_before_routine": settle if i > 0 else 0.0,
+            "card_state_at_start": state_at_start,
+            "card_state_at_end": card_state(ctx.torch),
         }
         (card_dir / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
         title = getattr(module, "TITLE", name)
         md = to_markdown(title, ctx.card, rows)
         md += f"\nCopy bandwidth in the same run: {ctx.copy_bandwidth_gbs:.0f} GB/s. {meta['method']}.\n"
+        if state_at_start.get("sm_clock_mhz") is not None:
+            clock, temp, power = (state_at_start.get(k) for k in ("sm_clock_mhz", "temperature_c", "power_w"))
+            md += (f"Card at the routine's start ({meta['settle_s_before_routine']:g} s after the previous routine): "
+                   f"{clock} MHz, {temp} C, {power} W (NVML).\n")
         (card_dir / f"{name}.md").write_text(md)
         print(md)
     return failed
