@@ -62,6 +62,25 @@ def test_launch_errors_are_exceptions():
         k.launch(grid=(1,), block=(4096,), args=(x, x, 16, 1.0))  # more threads than a block may have
 
 
+def test_bound_launch_matches_launch_and_follows_the_current_stream():
+    k = probe(3)
+    x = torch.randn(5000, device="cuda")
+    want = (x.double() * 3 + 0.5).float()
+    torch.cuda.synchronize()
+    run = k.bind(grid=((x.numel() + 255) // 256,), block=(256,))
+    stream = torch.cuda.Stream()
+    for s in (torch.cuda.current_stream(), stream):
+        out = torch.full_like(x, float("nan"))
+        with torch.cuda.stream(s):
+            run((out.data_ptr(), x.data_ptr(), x.numel(), 0.5), x.device.index)
+        s.synchronize()
+        assert torch.equal(out, want)
+    with pytest.raises(ValueError, match="takes 4 arguments"):
+        run((x.data_ptr(),), x.device.index)
+    with pytest.raises(ValueError, match="grid"):
+        k.bind(grid=(0,), block=(256,))
+
+
 def test_first_call_from_disk_cache_in_new_process(tmp_path):
     code = f"""
         import time, torch

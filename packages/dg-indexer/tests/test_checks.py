@@ -230,3 +230,30 @@ def test_signature_holds_base_alignment_and_scalar_types():
         seen.add(k)
     assert keys[2] in seen and None not in seen
     assert ValidatedSignatures.of((a,), ([1],)) not in seen  # unhashable scalar: not a hit, no error
+
+
+def test_plan_cache_is_bounded_and_never_fails_on_odd_keys():
+    from dg.indexer._jit import PlanCache
+
+    plans = PlanCache(limit=2)
+    plans.put(("a",), 1)
+    plans.put(("b",), 2)
+    assert plans.get(("a",)) == 1 and plans.get(("b",)) == 2
+    plans.put(("c",), 3)  # over the limit: cleared, then stored
+    assert plans.get(("a",)) is None and plans.get(("c",)) == 3
+    plans.put(None, 4)  # no signature (an argument that is not a tensor): nothing stored
+    assert plans.get(None) is None
+    plans.put(([1],), 5)  # unhashable: ignored, not an error
+    assert plans.get(([1],)) is None
+
+
+def test_metadata_signature_change_reruns_the_checks():
+    # The metadata entry memoises its checked signatures too: a changed type or value is checked again.
+    lens = torch.tensor([10, 300, 0], dtype=torch.int32)
+    idx.get_paged_mqa_logits_metadata(lens, 64, 132)
+    with pytest.raises(TypeError, match="block_kv"):
+        idx.get_paged_mqa_logits_metadata(lens, 64.0, 132)
+    with pytest.raises(ValueError, match="num_sms"):
+        idx.get_paged_mqa_logits_metadata(lens, 64, 0)
+    with pytest.raises(TypeError, match="dtype"):
+        idx.get_paged_mqa_logits_metadata(lens.long(), 64, 132)

@@ -287,3 +287,49 @@ def test_checked_mode_on_device_tensors(monkeypatch):
     sched = idx.get_paged_mqa_logits_metadata(lens, 64, num_sms())
     with pytest.raises(ValueError, match=r"block_table: entry \[1, 2\]"):
         idx.fp8_paged_mqa_logits(q, cache, w, lens, table, sched, 256)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Host fast path: launch plans keyed by the argument signature
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_repeated_paged_calls_reuse_the_plan_with_new_tensors():
+    lens = [300, 4100, 64, 1]
+    first = make_paged(4, 2, 64, 128, lens, 4160)
+    run_paged(*first, 4160, what="plan: first call")
+    plans = len(paged_module._PLANS._plans)
+    metas = len(paged_module._META_PLANS._plans)
+    # Same shapes, strides and alignment, new tensors and values: served by the stored plans.
+    second = make_paged(4, 2, 64, 128, [4100, 1, 300, 64], 4160)
+    run_paged(*second, 4160, what="plan: new tensors")
+    run_paged(*second, 4160, clean=False, what="plan: new tensors, no cleaning")
+    assert len(paged_module._PLANS._plans) == plans + 1  # one more plan for clean_logits=False only
+    assert len(paged_module._META_PLANS._plans) == metas
+
+
+def test_repeated_prefill_calls_reuse_the_plan_and_follow_set_num_sms():
+    import dg.core as core
+
+    q, k, s, w = make_mqa(300, 1000, 64, 128)
+    ks, ke = causal(300, 1000)
+    run_mqa(q, k, s, w, ks, ke, what="plan: first call")
+    plans = len(mqa_module._PLANS._plans)
+    q2, k2, s2, w2 = make_mqa(300, 1000, 64, 128)
+    ks2 = torch.randint(0, 500, (300,), dtype=torch.int32, device="cuda")
+    ke2 = ks2 + torch.randint(0, 500, (300,), dtype=torch.int32, device="cuda")
+    run_mqa(q2, k2, s2, w2, ks2, ke2, what="plan: new tensors")
+    assert len(mqa_module._PLANS._plans) == plans
+    try:
+        core.set_num_sms(16)  # fewer CTAs: a new grid, so a new plan (and here the split instance)
+        run_mqa(q2, k2, s2, w2, ks2, ke2, what="plan: 16 SMs")
+        assert len(mqa_module._PLANS._plans) == plans + 1
+    finally:
+        core.set_num_sms(0)
+
+
+def test_repeated_metadata_calls_with_new_lengths():
+    for lens in ([5, 7000, 0, 300], [100, 0, 9000, 1], [70000, 1, 1, 1]):
+        t = torch.tensor(lens, dtype=torch.int32, device="cuda")
+        got = idx.get_paged_mqa_logits_metadata(t, 64, num_sms())
+        assert torch.equal(got.cpu(), ref.paged_mqa_logits_metadata(t.cpu(), 64, num_sms()))

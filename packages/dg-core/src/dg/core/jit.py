@@ -19,7 +19,7 @@ See docs/design/kernel_author_api.md for the rules (generated source, signature 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,29 @@ class Kernel:
             bool(pdl),
             int(device),
         )
+
+    def bind(
+        self,
+        grid: Any,
+        block: Any,
+        smem: int = 0,
+        cluster: Any = (1, 1, 1),
+        pdl: bool = False,
+    ) -> Callable[[tuple, int], None]:
+        """This kernel's launch with a fixed geometry, for hot paths that launch the same shape many times.
+
+        Returns ``launch(values, device)``: enqueues the kernel on torch's current stream of ``device`` (an index).
+        ``values`` are final, one per parameter: data pointers as ints (not tensors), tensor maps as they are, the
+        scalars. The geometry is converted and checked once, here; per call only the values are.
+        """
+        g, b, c = _dim3("grid", grid), _dim3("block", block), _dim3("cluster", cluster)
+        native, signature, smem, pdl = self._native.launch, self._signature, int(smem), bool(pdl)
+        current_raw_stream = (_STREAM_GETTERS or _stream_getters())[1]
+
+        def launch(values: tuple, device: int) -> None:
+            native(signature, values, g, b, smem, current_raw_stream(device), c, pdl, device)
+
+        return launch
 
 
 def compile(  # noqa: A001 - the natural name for this call

@@ -196,9 +196,53 @@ def tensor_map(t: torch.Tensor, dims: tuple[int, ...], strides_bytes: tuple[int,
                swizzle: int, byte_offset: int = 0, dtype: torch.dtype | None = None):
     """A TMA descriptor over ``t`` (dims and box innermost first, byte strides of dims 1..), optionally starting
     ``byte_offset`` bytes into it and reading elements of ``dtype`` (default: the tensor's)."""
+    return map_at(t.data_ptr(), map_params(t, dims, strides_bytes, box, swizzle, byte_offset, dtype))
+
+
+def map_params(t: torch.Tensor, dims: tuple[int, ...], strides_bytes: tuple[int, ...], box: tuple[int, ...],
+               swizzle: int, byte_offset: int = 0, dtype: torch.dtype | None = None) -> tuple:
+    """What :func:`tensor_map` needs besides the tensor's address, for launch plans that rebuild the descriptor
+    from a new address: ``(byte_offset, (dtype name, dims, strides, box, swizzle))``."""
     name = str(dtype or t.dtype).removeprefix("torch.")
-    return _tensor_map_cached(t.data_ptr() + byte_offset, name, tuple(dims), tuple(strides_bytes), tuple(box),
-                              swizzle)
+    return byte_offset, (name, tuple(dims), tuple(strides_bytes), tuple(box), swizzle)
+
+
+def map_at(ptr: int, params: tuple):
+    """The descriptor of :func:`map_params` ``params`` over the tensor that starts at ``ptr``."""
+    return _tensor_map_cached(ptr + params[0], *params[1])
+
+
+class PlanCache:
+    """Launch plans of one entry point, keyed by a validated argument signature (chk.ValidatedSignatures.of).
+
+    A plan holds everything a launch derives from the signature (kernel, geometry, shared memory, descriptor
+    parameters, scalar arguments), so a repeated call only allocates its output, looks its descriptors up and
+    launches. A plan is stored only after the call's checks passed, so finding one also means the checks would
+    pass again. Bounded: cleared when it holds ``limit`` plans.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._plans: dict = {}
+        self._limit = limit
+
+    def get(self, key):
+        try:
+            return self._plans.get(key) if key is not None else None
+        except TypeError:  # an unhashable scalar in the signature
+            return None
+
+    def put(self, key, plan) -> None:
+        if key is None:
+            return
+        if len(self._plans) >= self._limit:
+            self._plans.clear()
+        try:
+            self._plans[key] = plan
+        except TypeError:
+            pass
+
+    def clear(self) -> None:
+        self._plans.clear()
 
 
 # NOTE: a descriptor is a pure function of these values (address, type, extents, box, swizzle), so memoising it is

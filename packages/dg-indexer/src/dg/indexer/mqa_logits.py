@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import torch
 
 from . import _checks as chk
@@ -19,6 +22,7 @@ def _empty_logits(rows: int, cols: int, device: torch.device) -> torch.Tensor:
 
 # Signatures of calls whose arguments passed _check_args (see chk.ValidatedSignatures).
 _VALIDATED = chk.ValidatedSignatures()
+_PLANS = _jit.PlanCache()
 
 
 def _check_args(q, kv, weights, cu_seq_len_k_start, cu_seq_len_k_end, clean_logits) -> None:
@@ -103,24 +107,67 @@ def fp8_mqa_logits(
     pair = isinstance(kv, (tuple, list)) and len(kv) == 2
     key = None if checked or not pair else _VALIDATED.of(
         (q, kv[0], kv[1], weights, cu_seq_len_k_start, cu_seq_len_k_end), (clean_logits,))
-    if key not in _VALIDATED:
-        _check_args(q, kv, weights, cu_seq_len_k_start, cu_seq_len_k_end, clean_logits)
-        _VALIDATED.add(key)
+    # Step: the host fast path. A plan exists only for a signature that passed every check (see _jit.PlanCache);
+    # the grid (dg.core.set_num_sms) is part of its key.
+    grid = None
+    plan = None
+    if key is not None:
+        grid = min(_jit.num_sms(q.device), _jit.PREFILL_MAX_CTAS) if q.is_cuda else 0
+        plan = _PLANS.get((key, grid))
+    if plan is None:
+        if key not in _VALIDATED:
+            _check_args(q, kv, weights, cu_seq_len_k_start, cu_seq_len_k_end, clean_logits)
+            _VALIDATED.add(key)
+        if checked:
+            chk.check_ranges_values(cu_seq_len_k_start, cu_seq_len_k_end, kv[0].shape[0])
+        plan = _prefill_plan(q, kv, weights, cu_seq_len_k_start, cu_seq_len_k_end, clean_logits)
+        if not isinstance(plan, _PrefillPlan):
+            return plan  # CPU inputs or an empty output: served without a launch
+        if key is not None and grid == plan.grid:
+            _PLANS.put((key, grid), plan)
     k, k_scale = kv
-    ks, ke = cu_seq_len_k_start, cu_seq_len_k_end
+    buffer = _empty_logits(plan.buf_rows, plan.buf_cols, q.device)
+    out = buffer[:plan.seq_len, :plan.seq_len_kv]
+    values = (_jit.map_at(q.data_ptr(), plan.q_map), _jit.map_at(k.data_ptr(), plan.k_map),
+              _jit.map_at(weights.data_ptr(), plan.w_map), _jit.map_at(k_scale.data_ptr(), plan.s_map),
+              cu_seq_len_k_start.data_ptr(), cu_seq_len_k_end.data_ptr(), buffer.data_ptr(), plan.seq_len,
+              plan.seq_len_kv, buffer.stride(0), plan.clean)
+    with _jit.device_guard(q.device):
+        plan.launch(values, plan.device)
+    return out
+
+
+class _PrefillPlan(NamedTuple):
+    """Everything a prefill launch derives from the argument signature and the grid (see _jit.PlanCache)."""
+
+    launch: Callable[[tuple, int], None]
+    device: int
+    grid: int
+    buf_rows: int
+    buf_cols: int
+    seq_len: int
+    seq_len_kv: int
+    q_map: tuple
+    k_map: tuple
+    w_map: tuple
+    s_map: tuple
+    clean: int
+
+
+def _prefill_plan(q, kv, weights, ks, ke, clean_logits):
+    """The launch plan of a call whose arguments passed the checks; for CPU inputs or an empty output, the output
+    itself (nothing to launch)."""
+    k, k_scale = kv
     seq_len, heads, dim = q.shape
     seq_len_kv = k.shape[0]
     device = q.device
-    if checked:
-        chk.check_ranges_values(ks, ke, seq_len_kv)
-
-    buffer = _empty_logits(_align(seq_len, 4), _align(seq_len_kv + 256, 4), device)
-    out = buffer[:seq_len, :seq_len_kv]
+    buf_rows, buf_cols = _align(seq_len, 4), _align(seq_len_kv + 256, 4)
     if device.type == "cpu":
+        out = _empty_logits(buf_rows, buf_cols, device)[:seq_len, :seq_len_kv]
         out.copy_(reference.mqa_logits(q, k, k_scale, weights, ks, ke, clean_logits=clean_logits))
         return out
     if seq_len == 0 or seq_len_kv == 0:
-        return out
+        return _empty_logits(buf_rows, buf_cols, device)[:seq_len, :seq_len_kv]
 
     for name, x in (("q", q), ("kv[0]", k), ("kv[1]", k_scale), ("weights", weights)):
         chk.aligned(name, x)
@@ -139,18 +186,23 @@ def fp8_mqa_logits(
                              f"when seq_len < {grid * queries_per_block}, got {seq_len_kv}")
         spec = _jit.mqa_logits_spec(heads, dim, split=split)
         kernel = _jit.kernel_for(spec)
-        # NOTE: a query group's Q rows come as two boxes of Q_ROWS / 2 rows, one per half of the slot.
-        q_map = _jit.tensor_map(q.view(seq_len * heads, dim), (dim, seq_len * heads), (dim,),
-                                (dim, _jit.Q_ROWS // 2), swizzle=dim)
-        k_map = _jit.tensor_map(k, (dim, seq_len_kv), (dim,), (dim, _jit.BLOCK_KV), swizzle=dim)
-        w_map = _jit.tensor_map(weights, (heads, seq_len), (heads * 4,), (heads, queries_per_block), swizzle=0)
-        # NOTE: the scales as a [1, S_kv] matrix: one 64-wide box per key tile (the row pitch is never used).
-        s_map = _jit.tensor_map(k_scale, (seq_len_kv, 1), (_align(seq_len_kv * 4, 16),), (_jit.BLOCK_KV, 1),
-                                swizzle=0)
         smem = _jit.smem_bytes(_jit.Q_ROWS, dim, heads, queries_per_block, spec.stages,
                                _jit.prefill_extra_rows(heads), _jit.PREFILL_WORK_BYTES)
-        kernel.launch(grid=(grid, 1, 1), block=(spec.threads, 1, 1),
-                      args=(q_map, k_map, w_map, s_map, ks, ke, out, seq_len, seq_len_kv, buffer.stride(0),
-                            int(clean_logits)),
-                      smem=smem)
-    return out
+        launch = kernel.bind(grid=(grid, 1, 1), block=(spec.threads, 1, 1), smem=smem)
+    return _PrefillPlan(
+        launch=launch,
+        device=device.index if device.index is not None else torch.cuda.current_device(),
+        grid=grid,
+        buf_rows=buf_rows,
+        buf_cols=buf_cols,
+        seq_len=seq_len,
+        seq_len_kv=seq_len_kv,
+        # NOTE: a query group's Q rows come as two boxes of Q_ROWS / 2 rows, one per half of the slot.
+        q_map=_jit.map_params(q, (dim, seq_len * heads), (dim,), (dim, _jit.Q_ROWS // 2), swizzle=dim),
+        k_map=_jit.map_params(k, (dim, seq_len_kv), (dim,), (dim, _jit.BLOCK_KV), swizzle=dim),
+        w_map=_jit.map_params(weights, (heads, seq_len), (heads * 4,), (heads, queries_per_block), swizzle=0),
+        # NOTE: the scales as a [1, S_kv] matrix: one 64-wide box per key tile (the row pitch is never used).
+        s_map=_jit.map_params(k_scale, (seq_len_kv, 1), (_align(seq_len_kv * 4, 16),), (_jit.BLOCK_KV, 1),
+                              swizzle=0),
+        clean=int(clean_logits),
+    )

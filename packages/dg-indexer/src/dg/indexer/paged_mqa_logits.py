@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -43,29 +45,51 @@ def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num
         >>> sms = torch.cuda.get_device_properties(0).multi_processor_count
         >>> meta = dg.indexer.get_paged_mqa_logits_metadata(lens, 64, sms)
     """
-    context_lens = chk.tensor("context_lens", context_lens)
-    block_kv = chk.integer("block_kv", block_kv, 1)
-    num_sms = chk.integer("num_sms", num_sms, 1)
-    chk.dtype("context_lens", context_lens, torch.int32)
-    chk.rank("context_lens", context_lens, 1)
-    chk.contiguous("context_lens", context_lens)
-    device = chk.same_device([("context_lens", context_lens)])
-    if 4 * block_kv >= 2**31:
-        raise ValueError(f"block_kv: expected a value below 2^29, got {block_kv}")
-    if device.type == "cpu":
-        return reference.paged_mqa_logits_metadata(context_lens, block_kv, num_sms)
-    batch = context_lens.shape[0]
-    out = torch.empty(num_sms + 1, 2, dtype=torch.int32, device=device)
+    key = _META_VALIDATED.of((context_lens,), (block_kv, num_sms))
+    plan = _META_PLANS.get(key)
+    if plan is None:
+        context_lens = chk.tensor("context_lens", context_lens)
+        block_kv = chk.integer("block_kv", block_kv, 1)
+        num_sms = chk.integer("num_sms", num_sms, 1)
+        chk.dtype("context_lens", context_lens, torch.int32)
+        chk.rank("context_lens", context_lens, 1)
+        chk.contiguous("context_lens", context_lens)
+        device = chk.same_device([("context_lens", context_lens)])
+        if 4 * block_kv >= 2**31:
+            raise ValueError(f"block_kv: expected a value below 2^29, got {block_kv}")
+        if device.type == "cpu":
+            return reference.paged_mqa_logits_metadata(context_lens, block_kv, num_sms)
+        batch = context_lens.shape[0]
+        with _jit.device_guard(device):
+            threads = _jit.metadata_threads(batch)
+            kernel = _jit.kernel_for(_jit.metadata_spec(threads, 4 * block_kv))
+            launch = kernel.bind(grid=(1, 1, 1), block=(threads, 1, 1), smem=0)
+        plan = _MetadataPlan(launch, device.index if device.index is not None else torch.cuda.current_device(),
+                             batch, 4 * block_kv, num_sms)
+        _META_PLANS.put(key, plan)
+    device = context_lens.device
+    out = torch.empty(plan.num_sms + 1, 2, dtype=torch.int32, device=device)
     with _jit.device_guard(device):
-        threads = _jit.metadata_threads(batch)
-        kernel = _jit.kernel_for(_jit.metadata_spec(threads, 4 * block_kv))
-        kernel.launch(grid=(1, 1, 1), block=(threads, 1, 1),
-                      args=(context_lens, batch, 4 * block_kv, num_sms, out), smem=0)
+        plan.launch((context_lens.data_ptr(), plan.batch, plan.split, plan.num_sms, out.data_ptr()), plan.device)
     return out
+
+
+class _MetadataPlan(NamedTuple):
+    launch: Callable[[tuple, int], None]
+    device: int
+    batch: int
+    split: int
+    num_sms: int
+
+
+# Signatures of metadata calls that passed their checks, and their launch plans (see _jit.PlanCache).
+_META_VALIDATED = chk.ValidatedSignatures()
+_META_PLANS = _jit.PlanCache()
 
 
 # Signatures of paged calls whose arguments passed _check_paged_args (see chk.ValidatedSignatures).
 _VALIDATED = chk.ValidatedSignatures()
+_PLANS = _jit.PlanCache()
 
 
 def _check_paged_args(q, kv_cache, weights, context_lens, block_table, schedule_meta, max_context_len,
@@ -173,31 +197,79 @@ def fp8_paged_mqa_logits(
     checked = chk.checked_mode()
     key = None if checked else _VALIDATED.of((q, kv_cache, weights, context_lens, block_table, schedule_meta),
                                              (max_context_len, clean_logits))
-    if key not in _VALIDATED:
-        _check_paged_args(q, kv_cache, weights, context_lens, block_table, schedule_meta, max_context_len,
-                          clean_logits)
-        _VALIDATED.add(key)
+    # Step: the host fast path. A plan exists only for a signature that passed every check (see _jit.PlanCache).
+    plan = _PLANS.get(key)
+    if plan is None:
+        if key not in _VALIDATED:
+            _check_paged_args(q, kv_cache, weights, context_lens, block_table, schedule_meta, max_context_len,
+                              clean_logits)
+            _VALIDATED.add(key)
+        if checked:
+            _check_paged_values(q, kv_cache, context_lens, block_table, schedule_meta, max_context_len)
+        plan = _paged_plan(q, kv_cache, weights, context_lens, block_table, schedule_meta, max_context_len,
+                           clean_logits)
+        if not isinstance(plan, _PagedPlan):
+            return plan  # CPU inputs or an empty output: served without a launch
+        if not checked:
+            _PLANS.put(key, plan)
+    buffer = _empty_logits(plan.rows, plan.pitch, q.device)
+    out = buffer[:, :plan.max_context_len]
+    values = (_jit.map_at(q.data_ptr(), plan.q_map), _jit.map_at(kv_cache.data_ptr(), plan.kv_map),
+              _jit.map_at(weights.data_ptr(), plan.w_map), _jit.map_at(kv_cache.data_ptr(), plan.s_map),
+              plan.num_blocks, context_lens.data_ptr(), block_table.data_ptr(), plan.table_stride,
+              plan.table_width, schedule_meta.data_ptr(), buffer.data_ptr(), buffer.stride(0), plan.batch,
+              plan.max_context_len, plan.clean)
+    with _jit.device_guard(q.device):
+        plan.launch(values, plan.device)
+    return out
+
+
+class _PagedPlan(NamedTuple):
+    """Everything a paged launch derives from the argument signature (see _jit.PlanCache)."""
+
+    launch: Callable[[tuple, int], None]
+    device: int
+    rows: int
+    pitch: int
+    max_context_len: int
+    q_map: tuple
+    kv_map: tuple
+    w_map: tuple
+    s_map: tuple
+    num_blocks: int
+    table_stride: int
+    table_width: int
+    batch: int
+    clean: int
+
+
+def _check_paged_values(q, kv_cache, context_lens, block_table, schedule_meta, max_context_len) -> None:
+    # Checked mode (DG_INDEXER_CHECKED): the tensors' values, on the host.
+    max_context_len = operator.index(max_context_len)
+    chk.check_paged_values(context_lens, block_table, kv_cache.shape[0], max_context_len, BLOCK_KV)
+    want = reference.paged_mqa_logits_metadata(context_lens.cpu(), BLOCK_KV, schedule_meta.shape[0] - 1)
+    if not torch.equal(schedule_meta.cpu(), want):
+        raise ValueError("schedule_meta: does not match get_paged_mqa_logits_metadata(context_lens, 64, "
+                         f"{schedule_meta.shape[0] - 1}) for these context_lens [DG_INDEXER_CHECKED]")
+
+
+def _paged_plan(q, kv_cache, weights, context_lens, block_table, schedule_meta, max_context_len, clean_logits):
+    """The launch plan of a call whose arguments passed the checks; for CPU inputs or an empty output, the output
+    itself (nothing to launch)."""
     max_context_len = operator.index(max_context_len)
     batch, next_n, heads, dim = q.shape
     num_blocks = kv_cache.shape[0]
     block_bytes = BLOCK_KV * (dim + 4)
     device = q.device
-    if checked:
-        chk.check_paged_values(context_lens, block_table, num_blocks, max_context_len, BLOCK_KV)
-        want = reference.paged_mqa_logits_metadata(context_lens.cpu(), BLOCK_KV, schedule_meta.shape[0] - 1)
-        if not torch.equal(schedule_meta.cpu(), want):
-            raise ValueError("schedule_meta: does not match get_paged_mqa_logits_metadata(context_lens, 64, "
-                             f"{schedule_meta.shape[0] - 1}) for these context_lens [DG_INDEXER_CHECKED]")
-
     rows = batch * next_n
-    buffer = _empty_logits(rows, _align(max_context_len, 256), device)
-    out = buffer[:, :max_context_len]
+    pitch = _align(max_context_len, 256)
     if device.type == "cpu":
+        out = _empty_logits(rows, pitch, device)[:, :max_context_len]
         out.copy_(reference.paged_mqa_logits(q, kv_cache, weights, context_lens, block_table, max_context_len,
                                              clean_logits=clean_logits))
         return out
     if rows == 0 or max_context_len == 0:
-        return out
+        return _empty_logits(rows, pitch, device)[:, :max_context_len]
 
     for name, x in (("q", q), ("kv_cache", kv_cache), ("weights", weights)):
         chk.aligned(name, x)
@@ -205,20 +277,26 @@ def fp8_paged_mqa_logits(
     with _jit.device_guard(device):
         spec = _jit.paged_mqa_logits_spec(next_n, heads, dim)
         kernel = _jit.kernel_for(spec)
-        q_map = _jit.tensor_map(q.view(rows * heads, dim), (dim, rows * heads), (dim,), (dim, next_n * heads),
-                                swizzle=dim)
-        pitch = kv_cache.stride(0) if num_blocks > 1 else _align(block_bytes, 16)
-        kv_map = _jit.tensor_map(kv_cache, (dim, BLOCK_KV, num_blocks), (dim, pitch), (dim, BLOCK_KV, 1),
-                                 swizzle=dim)
-        w_map = _jit.tensor_map(weights, (heads, rows), (heads * 4,), (heads, next_n), swizzle=0)
-        # The 64 FP32 scales at byte 64 * D of every block, as a (64, num_blocks) matrix with the block pitch.
-        s_map = _jit.tensor_map(kv_cache, (BLOCK_KV, num_blocks), (pitch,), (BLOCK_KV, 1), swizzle=0,
-                                byte_offset=BLOCK_KV * dim, dtype=torch.float32)
         grid = schedule_meta.shape[0] - 1
         smem = _jit.smem_bytes(next_n * heads, dim, heads, next_n, spec.stages)
-        kernel.launch(grid=(grid, 1, 1), block=(spec.threads, 1, 1),
-                      args=(q_map, kv_map, w_map, s_map, num_blocks, context_lens, block_table,
-                            block_table.stride(0), block_table.shape[1], schedule_meta, out, buffer.stride(0),
-                            batch, max_context_len, int(clean_logits)),
-                      smem=smem)
-    return out
+        launch = kernel.bind(grid=(grid, 1, 1), block=(spec.threads, 1, 1), smem=smem)
+    kv_pitch = kv_cache.stride(0) if num_blocks > 1 else _align(block_bytes, 16)
+    return _PagedPlan(
+        launch=launch,
+        device=device.index if device.index is not None else torch.cuda.current_device(),
+        rows=rows,
+        pitch=pitch,
+        max_context_len=max_context_len,
+        q_map=_jit.map_params(q, (dim, rows * heads), (dim,), (dim, next_n * heads), swizzle=dim),
+        kv_map=_jit.map_params(kv_cache, (dim, BLOCK_KV, num_blocks), (dim, kv_pitch), (dim, BLOCK_KV, 1),
+                               swizzle=dim),
+        w_map=_jit.map_params(weights, (heads, rows), (heads * 4,), (heads, next_n), swizzle=0),
+        # The 64 FP32 scales at byte 64 * D of every block, as a (64, num_blocks) matrix with the block pitch.
+        s_map=_jit.map_params(kv_cache, (BLOCK_KV, num_blocks), (kv_pitch,), (BLOCK_KV, 1), swizzle=0,
+                              byte_offset=BLOCK_KV * dim, dtype=torch.float32),
+        num_blocks=num_blocks,
+        table_stride=block_table.stride(0),
+        table_width=block_table.shape[1],
+        batch=batch,
+        clean=int(clean_logits),
+    )
