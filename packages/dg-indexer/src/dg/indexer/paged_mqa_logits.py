@@ -45,7 +45,7 @@ def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num
         >>> sms = torch.cuda.get_device_properties(0).multi_processor_count
         >>> meta = dg.indexer.get_paged_mqa_logits_metadata(lens, 64, sms)
     """
-    key = _META_VALIDATED.of((context_lens,), (block_kv, num_sms))
+    key = chk.ValidatedSignatures.of((context_lens,), (block_kv, num_sms))
     plan = _META_PLANS.get(key)
     if plan is None:
         context_lens = chk.tensor("context_lens", context_lens)
@@ -82,8 +82,7 @@ class _MetadataPlan(NamedTuple):
     num_sms: int
 
 
-# Signatures of metadata calls that passed their checks, and their launch plans (see _jit.PlanCache).
-_META_VALIDATED = chk.ValidatedSignatures()
+# Launch plans of metadata calls whose arguments passed the checks, by signature (see _jit.PlanCache).
 _META_PLANS = _jit.PlanCache()
 
 
@@ -214,8 +213,9 @@ def fp8_paged_mqa_logits(
             _PLANS.put(key, plan)
     buffer = _empty_logits(plan.rows, plan.pitch, q.device)
     out = buffer[:, :plan.max_context_len]
-    values = (_jit.map_at(q.data_ptr(), plan.q_map), _jit.map_at(kv_cache.data_ptr(), plan.kv_map),
-              _jit.map_at(weights.data_ptr(), plan.w_map), _jit.map_at(kv_cache.data_ptr(), plan.s_map),
+    kv_ptr = kv_cache.data_ptr()
+    values = (_jit.map_at(q.data_ptr(), plan.q_map), _jit.map_at(kv_ptr, plan.kv_map),
+              _jit.map_at(weights.data_ptr(), plan.w_map), _jit.map_at(kv_ptr, plan.s_map),
               plan.num_blocks, context_lens.data_ptr(), block_table.data_ptr(), plan.table_stride,
               plan.table_width, schedule_meta.data_ptr(), buffer.data_ptr(), buffer.stride(0), plan.batch,
               plan.max_context_len, plan.clean)
