@@ -110,6 +110,7 @@ DG_DEVICE void store_smem_tile(const TensorMap* tmap_d, const void* smem_tile, u
     using L = SmemTileLayout<T, kChunkN>;
     constexpr unsigned int kChunkBytes = BLOCK_M * L::kRowBytes;
     if (wg * 64 >= rows_valid) return;
+    const unsigned long long policy = kReduceAdd ? 0ull : ptx::l2_policy_evict_first();
 #pragma unroll
     for (unsigned int c = 0; c < BLOCK_N / kChunkN; ++c) {
         const unsigned int col = n_col0 + c * kChunkN;
@@ -118,7 +119,8 @@ DG_DEVICE void store_smem_tile(const TensorMap* tmap_d, const void* smem_tile, u
         if constexpr (kReduceAdd)
             ptx::tma_reduce_add_2d(tmap_d, src, static_cast<int>(heads.map(col)), static_cast<int>(d_row + wg * 64));
         else
-            ptx::tma_store_2d(tmap_d, src, static_cast<int>(heads.map(col)), static_cast<int>(d_row + wg * 64));
+            ptx::tma_store_2d_hint(tmap_d, src, static_cast<int>(heads.map(col)), static_cast<int>(d_row + wg * 64),
+                                   policy);
     }
     ptx::tma_store_commit();
 }

@@ -74,6 +74,15 @@ DG_DEVICE void tma_store_2d(const TensorMap* desc, const void* smem_src, int c0,
                  : "memory");
 }
 
+// The same with an L2 cache policy (l2_policy_evict_first: output lines become the first victims, so a GEMM's
+// streamed output does not displace its operands from the L2).
+DG_DEVICE void tma_store_2d_hint(const TensorMap* desc, const void* smem_src, int c0, int c1, unsigned long long policy) {
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group.L2::cache_hint [%0, {%2, %3}], [%1], %4;" ::"l"(
+                     reinterpret_cast<unsigned long long>(desc)),
+                 "r"(smem_addr(smem_src)), "r"(c0), "r"(c1), "l"(policy)
+                 : "memory");
+}
+
 // Element-wise `global += smem` (FP32 add) over one box.
 DG_DEVICE void tma_reduce_add_2d(const TensorMap* desc, const void* smem_src, int c0, int c1) {
     asm volatile("cp.reduce.async.bulk.tensor.2d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3}], [%1];" ::"l"(
