@@ -192,17 +192,11 @@ def kernel_for(spec: KernelSpec, arch: str | None = None):
     return compile_spec(spec, arch)
 
 
-def tensor_map(t: torch.Tensor, dims: tuple[int, ...], strides_bytes: tuple[int, ...], box: tuple[int, ...],
-               swizzle: int, byte_offset: int = 0, dtype: torch.dtype | None = None):
-    """A TMA descriptor over ``t`` (dims and box innermost first, byte strides of dims 1..), optionally starting
-    ``byte_offset`` bytes into it and reading elements of ``dtype`` (default: the tensor's)."""
-    return map_at(t.data_ptr(), map_params(t, dims, strides_bytes, box, swizzle, byte_offset, dtype))
-
-
 def map_params(t: torch.Tensor, dims: tuple[int, ...], strides_bytes: tuple[int, ...], box: tuple[int, ...],
                swizzle: int, byte_offset: int = 0, dtype: torch.dtype | None = None) -> tuple:
-    """What :func:`tensor_map` needs besides the tensor's address, for launch plans that rebuild the descriptor
-    from a new address: ``(byte_offset, (dtype name, dims, strides, box, swizzle))``."""
+    """A TMA descriptor over ``t`` without its address, for launch plans: dims and box innermost first, byte strides
+    of dims 1.., optionally starting ``byte_offset`` bytes in and reading elements of ``dtype`` (default: the
+    tensor's). Returns ``(byte_offset, (dtype name, dims, strides, box, swizzle))``; :func:`map_at` builds it."""
     name = str(dtype or t.dtype).removeprefix("torch.")
     return byte_offset, (name, tuple(dims), tuple(strides_bytes), tuple(box), swizzle)
 
@@ -266,6 +260,11 @@ def num_sms(device: torch.device) -> int:
     except ImportError:
         pass
     return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def device_index(device: torch.device) -> int:
+    """The CUDA device index of ``device`` (the current device when it names none)."""
+    return device.index if device.index is not None else torch.cuda.current_device()
 
 
 def device_guard(device: torch.device):

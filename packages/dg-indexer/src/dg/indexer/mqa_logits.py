@@ -191,7 +191,7 @@ def _prefill_plan(q, kv, weights, ks, ke, clean_logits):
         launch = kernel.bind(grid=(grid, 1, 1), block=(spec.threads, 1, 1), smem=smem)
     return _PrefillPlan(
         launch=launch,
-        device=device.index if device.index is not None else torch.cuda.current_device(),
+        device=_jit.device_index(device),
         grid=grid,
         buf_rows=buf_rows,
         buf_cols=buf_cols,

@@ -64,8 +64,7 @@ def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num
             threads = _jit.metadata_threads(batch)
             kernel = _jit.kernel_for(_jit.metadata_spec(threads, 4 * block_kv))
             launch = kernel.bind(grid=(1, 1, 1), block=(threads, 1, 1), smem=0)
-        plan = _MetadataPlan(launch, device.index if device.index is not None else torch.cuda.current_device(),
-                             batch, 4 * block_kv, num_sms)
+        plan = _MetadataPlan(launch, _jit.device_index(device), batch, 4 * block_kv, num_sms)
         _META_PLANS.put(key, plan)
     device = context_lens.device
     out = torch.empty(plan.num_sms + 1, 2, dtype=torch.int32, device=device)
@@ -283,7 +282,7 @@ def _paged_plan(q, kv_cache, weights, context_lens, block_table, schedule_meta, 
     kv_pitch = kv_cache.stride(0) if num_blocks > 1 else _align(block_bytes, 16)
     return _PagedPlan(
         launch=launch,
-        device=device.index if device.index is not None else torch.cuda.current_device(),
+        device=_jit.device_index(device),
         rows=rows,
         pitch=pitch,
         max_context_len=max_context_len,
