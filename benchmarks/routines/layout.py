@@ -42,7 +42,7 @@ def _same_size_copy_us(ctx, bytes_moved: int) -> float:
         torch = ctx.torch
         src = torch.empty(max(1, bytes_moved // 2), dtype=torch.uint8, device=ctx.device).random_()
         dst = torch.empty_like(src)
-        _COPY_US[bytes_moved] = ctx.bench(lambda: dst.copy_(src))
+        _COPY_US[bytes_moved] = ctx.bench(lambda: dst.copy_(src), settle=False)
     return _COPY_US[bytes_moved]
 
 
@@ -63,9 +63,10 @@ def _row(ctx, op, dtype, bytes_moved, fn, ref_fn, args, kwargs=None, ref_args=No
     """Time ``fn(*args, **kwargs)`` and ``ref_fn(*ref_args)`` (default: the same positional args)."""
     kwargs = kwargs or {}
     ref_args = args if ref_args is None else ref_args
-    us = ctx.bench(lambda: fn(*args, **kwargs))
+    # NOTE: no pause per case: these are short memory-bound kernels (the routine's own pause is enough).
+    us = ctx.bench(lambda: fn(*args, **kwargs), settle=False)
     host_us = _host_us(ctx, lambda: fn(*args, **kwargs))
-    ref_us = ctx.bench(lambda: ref_fn(*ref_args), reps=max(5, ctx.reps // 5))
+    ref_us = ctx.bench(lambda: ref_fn(*ref_args), reps=max(5, ctx.reps // 5), settle=False)
     copy_us = _same_size_copy_us(ctx, bytes_moved)
     gbs = bytes_moved / (us * 1e-6) / 1e9
     return {

@@ -114,10 +114,12 @@ def run(ctx) -> list[dict]:
             d = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
             fn = lambda a=a, sfa_mn=sfa_mn, b=b, sfb=sfb, d=d: core.fp8_gemm_nt((a, sfa_mn), (b, sfb), d)  # noqa: E731
             us = ctx.bench(fn)
+            mhz = ctx.last_state.get("sm_clock_mhz")
             ref, cublas_kind = cublaslt_fn(torch, a, sfa, b, sfb, torch.bfloat16, expect=d)
             if ref is None and cublas_reason is None:
                 cublas_reason = cublas_kind
             cublas_us = ctx.bench(ref) if ref is not None else None
+            cublas_mhz = ctx.last_state.get("sm_clock_mhz") if ref is not None else None
             flops = 2.0 * m * n * k
             nbytes = a.numel() + b.numel() + d.numel() * 2 + sfa.numel() * 4 + sfb.numel() * 4
             roofline_us = max(nbytes / (copy_gbs * 1e3), flops / (fp8_tflops * 1e6))
@@ -137,6 +139,8 @@ def run(ctx) -> list[dict]:
                     "speedup vs cuBLASLt": (cublas_us / us) if cublas_us else None,
                     "DeepGEMM us (anchor)": dg_us,
                     "speedup vs DeepGEMM": (dg_us / us) if dg_us else None,
+                    "MHz after dg": mhz,
+                    "MHz after cuBLASLt": cublas_mhz,
                 }
             )
     if cublas_reason:

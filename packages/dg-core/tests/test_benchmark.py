@@ -25,6 +25,16 @@ def test_settle_rejects_garbage(monkeypatch):
         benchmark.settle_seconds()
 
 
+def test_case_settle_default_and_override(monkeypatch):
+    monkeypatch.delenv("DG_BENCH_CASE_SETTLE_S", raising=False)
+    assert benchmark.case_settle_seconds() == benchmark.DEFAULT_CASE_SETTLE_S
+    monkeypatch.setenv("DG_BENCH_CASE_SETTLE_S", "0.25")
+    assert benchmark.case_settle_seconds() == 0.25
+    monkeypatch.setenv("DG_BENCH_CASE_SETTLE_S", "x")
+    with pytest.raises(ValueError, match="DG_BENCH_CASE_SETTLE_S"):
+        benchmark.case_settle_seconds()
+
+
 def test_card_state_reads_and_scales_nvml_values():
     cuda = types.SimpleNamespace(clock_rate=lambda: 1980, temperature=lambda: 41, power_draw=lambda: 131300)
     state = benchmark.card_state(types.SimpleNamespace(cuda=cuda))

@@ -53,9 +53,11 @@ def run(exe, force, m, n, k, kind=0):
 
 def test_unset_and_empty_keep_the_model(exe):
     base, _ = run(exe, None, 4096, 4096, 7168)
-    assert base[:4] == (256, 3, 1, 132)  # two-half 256-wide tiles, unicast
-    assert run(exe, None, 4096, 7168, 16384)[0][:4] == (256, 3, 1, 132)  # no multicast for 256-wide tiles
+    assert base[:4] == (256, 3, 2, 132)  # two-half 256-wide tiles, B multicast to a cluster of 2
+    assert run(exe, None, 4096, 7168, 16384)[0][:4] == (256, 3, 2, 132)
+    assert run(exe, None, 4096, 2112, 7168)[0][:4] == (176, 4, 1, 132)  # 12 x 32 tiles, single pass, unicast
     assert run(exe, None, 4096, 4224, 16384)[0][:4] == (128, 5, 2, 132)  # multicast at long K (128 wide: 8 waves)
+    assert run(exe, None, 4096, 4224, 7168)[0][:4] == (128, 5, 1, 132)  # ... not below K = 12288
     assert run(exe, "", 4096, 4096, 7168)[0] == base
     assert run(exe, "0,0,0,0", 4096, 4096, 7168)[0] == base
 

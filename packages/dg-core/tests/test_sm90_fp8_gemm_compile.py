@@ -38,8 +38,10 @@ INSTANCES = [
     ("sm90_fp8_gemm_1d2d", "128, 144, 5, 2, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16"),  # two 128-column halves per K block
     ("sm90_fp8_gemm_1d2d", "128, 192, 4, 1, 64, 16"),  # two 96-column halves
+    ("sm90_fp8_gemm_1d2d", "128, 176, 4, 1, 16, 16"),  # single pass over up to three SFB blocks
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 1"),  # pipelined, epilogue before the next tile's wgmma
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 0"),  # plain per-tile loop
+    ("sm90_fp8_gemm_1d2d", "128, 256, 3, 2, 64, 16, 1, 1"),  # two halves, B multicast to a cluster of 2
     ("sm90_fp8_gemm_1d2d", "64, 16, 16, 1, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 96, 10, 1, 32, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 64, 13, 1, 64, 16"),
@@ -114,7 +116,7 @@ def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(tmp_path, stem, args):
     [
         ("sm90_fp8_gemm_1d2d", "96, 128, 4, 1, 64, 16", "BLOCK_M must be 64 or 128"),
         ("sm90_fp8_gemm_1d2d", "128, 152, 4, 1, 8, 16", "at most two 128-wide SFB blocks"),
-        ("sm90_fp8_gemm_1d2d", "128, 176, 4, 1, 16, 16", "a two-half tile is 192 or 256 wide"),
+        ("sm90_fp8_gemm_1d2d", "128, 208, 3, 1, 16, 16", "tiles wider than 176 are 192 or 256 wide"),
         ("sm90_fp8_gemm_1d2d", "128, 128, 8, 1, 64, 16", "shared memory budget"),
         ("sm90_fp8_gemm_1d2d", "128, 120, 4, 2, 8, 16", "multicast halves of B"),
         ("sm90_fp8_gemm_1d1d", "128, 160, 3, 1, 32, 16", "BLOCK_N must be a multiple of 16 in [16, 128]"),
@@ -169,10 +171,11 @@ def test_heuristic_configs_are_legal(tmp_path):
         assert bm in (64, 128), where
         assert bm >= 128 or m <= 128, where  # BLOCK_M 64 for M <= 64, and 64 < M <= 128 when cheaper
         assert bn % 16 == 0 and 16 <= bn <= (256 if kind == 0 else 128), where
-        assert bn <= 160 or (bn in (192, 256) and m > 128), where
+        assert bn <= 160 or (bn in (176, 192, 256) and m > 128), where
         if kind == 0:
             g = next(d for d in (128, 64, 32, 16, 8) if bn % d == 0)
-            assert bn <= 128 + g or bn > 160, where  # wider tiles run as two halves
+            # at most two SFB blocks per single-pass tile, three for 176; 192 and 256 run as two halves
+            assert bn <= 128 + g or bn in (176, 192, 256), where
             assert splits == 1, where
         assert bn % ch == 0 and ch * (2 if kind == 0 else 4) <= 128, where
         assert 2 <= stages <= 16 and smem <= 232448, where
@@ -184,9 +187,11 @@ def test_heuristic_configs_are_legal(tmp_path):
         assert 1 <= ctas <= max(sms, 2) and ctas <= tiles * splits, where
         assert 1 <= splits <= max(1, -(-k // 128)), where
         if cl == 2:
-            assert ctas % 2 == 0 and (-(-m // bm)) % 2 == 0 and (bn // 2) % 8 == 0 and bn != 256, where
+            assert ctas % 2 == 0 and (-(-m // bm)) % 2 == 0 and (bn // 2) % 8 == 0 and bn != 192, where
+        if kind == 0 and bn == 256 and m >= 512 and (-(-m // bm)) % 2 == 0 and sms >= 2:
+            assert cl == 2, where  # 256-wide tiles multicast B whenever the M blocks pair up
         if m == 4096 and sms == 132:
-            assert bn in (128, 160, 192, 256), where
+            assert bn in (128, 160, 176, 192, 256), where
     assert out[-1].split()[1:] == ["128", "64"] or out[-1].split()[2] in ("64", "32", "16"), out[-1]
 
 

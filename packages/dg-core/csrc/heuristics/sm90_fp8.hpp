@@ -74,17 +74,21 @@ inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int s
     return bars + 16 + 1024;  // + split-K flags + alignment slack
 }
 
-// A single-pass tile (BLOCK_N <= 160) may cover at most two 128-wide SFB blocks (1D2D): BLOCK_N <= 128 +
-// gcd(BLOCK_N, 128). Wider tiles (192, 256) run as two halves, each within two blocks.
+// A single-pass tile (BLOCK_N <= 176) may cover at most two 128-wide SFB blocks (1D2D): BLOCK_N <= 128 +
+// gcd(BLOCK_N, 128), or three for a multiple of 16 (176). Wider tiles (192, 256) run as two halves, each within two
+// blocks.
 inline bool sfb_straddle_ok(int block_n) {
-    if (block_n > 160) return block_n == 192 || block_n == 256;
+    if (block_n > 176) return block_n == 192 || block_n == 256;
     int g = 8;
     for (int d : {128, 64, 32, 16})
         if (block_n % d == 0) {
             g = d;
             break;
         }
-    return block_n <= 128 + g;
+    // Tiles start at column offsets that are multiples of g: at most two SFB blocks, or three when g >= 16 (one
+    // straight-line promotion per offset; kernel's kSfbBlocks).
+    const int blocks = (128 - g + block_n + 127) / 128;
+    return blocks <= 2 || (blocks == 3 && g >= 16);
 }
 
 // K ways (1D2D): at most 4 math warpgroups in all; beyond two, the launch bound leaves 128 (3 warpgroups) or
@@ -133,9 +137,12 @@ inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
 //    waves" (waves * BLOCK_N / rate; BLOCK_N 160 pays ~2% per tile for straddling SFB blocks, BLOCK_N 256
 //    -- two 128-column halves per K block -- runs 6-9% faster per FLOP than 128 at full waves: 4096x4096x7168
 //    226 -> 206 us, 4096x7168x16384 898 -> 826 us, but 4096x2112x7168 141 -> 153 us on 3 waves of 288 tiles).
-//    Multicast B across a cluster of 2 (BLOCK_N 128/160 only) when the number of M blocks is even, M >= 512 and
-//    K >= 12288: with K <= 7168 unicast measured 0-4% faster (e.g. 4096x32768x512: 177.1 vs 185.2 us), at
-//    K = 16384 multicast 1% faster.
+//    Multicast B across a cluster of 2 when the number of M blocks is even and M >= 512: always for BLOCK_N 256
+//    (API, same call, us unicast -> multicast: 4096x24576x1536 273.7 -> 259.2, 4096x32768x512 177.4 -> 169.3,
+//    4096x7168x2048 102.2 -> 100.6, 4096x4096x7168 and 4096x7168x16384 equal within noise; a 256-wide tile reads
+//    48 KiB per K block from the L2, 6 TB/s over the whole card at 4096x4096x7168), for BLOCK_N 128/160 from
+//    K = 12288 (with K <= 7168 unicast measured 0-4% faster, e.g. 4096x32768x512: 177.1 vs 185.2 us; at K = 16384
+//    multicast 1% faster), never for 192 (4096x2112x7168: 124.6 unicast, 128.9 multicast).
 //  * M <= 128 (memory-bound): BLOCK_M 64 (M <= 64; for 64 < M <= 128 when the model finds it strictly cheaper:
 //    two M blocks of a wider tile read fewer bytes per CTA, 128x2112x7168 17.8 -> 15.0 us with 64 x 32 tiles
 //    against 128 x 16) or 128, and the BLOCK_N (16..160) that minimises the busiest SM's
@@ -178,11 +185,11 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
     };
 
     if (m > 128) {
-        const bool multicast = m >= 512 && num_m_blocks % 2 == 0 && num_sms >= 2 && k >= 12288;
+        const bool multicast_ok = m >= 512 && num_m_blocks % 2 == 0 && num_sms >= 2;
         double best_cost = 1e300;
         int best_n = 0;
         const int max_n = kind == Sm90Fp8Kind::k1D2D ? 256 : 128;
-        for (int block_n : {128, 256, 192, 160, 112, 96, 64, 32, 16}) {
+        for (int block_n : {128, 256, 192, 176, 160, 112, 96, 64, 32, 16}) {
             if (block_n > max_n || !usable(block_n)) continue;
             const int64_t tiles = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n);
             const int64_t waves = (tiles + num_sms - 1) / num_sms;
@@ -192,12 +199,15 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
                                : block_n == 256 ? 1.08
                                : block_n == 192 ? 1.0
                                : block_n == 160 ? 0.98
+                               : block_n == 176 ? 0.98
                                                 : 0.5;
             const double cost = static_cast<double>(waves) * block_n / eff;
             if (cost < best_cost) best_cost = cost, best_n = block_n;
         }
         if (best_n == 0) return best;
-        return finish(best_n, 1, multicast && best_n <= 160 && (best_n / 2) % 8 == 0);
+        const bool multicast =
+            multicast_ok && (best_n == 256 || (k >= 12288 && best_n <= 160 && (best_n / 2) % 8 == 0));
+        return finish(best_n, 1, multicast);
     }
 
     // NOTE: per-SM rates in arbitrary units: FP8 math 1400/132 "TFLOPS", loads 4 * 3 / 132 "TB/s".

@@ -39,14 +39,22 @@ class Context:
         self.reps = reps
         self.warmup = warmup
         self.anchors = anchors or {}
+        self.case_settle_s = case_settle_seconds()
+        # NVML reading right after the last `bench` call's timed calls (card_state's keys).
+        self.last_state: dict[str, Any] = {}
         # NOTE: twice the L2 size is rewritten before every timed call, so no operand is served from L2.
         self._flush = torch.empty(max(2 * self.l2_bytes, 256 * 2**20) // 4, dtype=torch.int32, device=self.device)
         self.copy_bandwidth_gbs = self._copy_bandwidth()
 
-    def bench(self, fn: Callable[[], Any], reps: int | None = None, warmup: int | None = None) -> float:
-        """Median time of ``fn()`` in microseconds over `reps` calls, each after an L2 flush."""
+    def bench(self, fn: Callable[[], Any], reps: int | None = None, warmup: int | None = None,
+              settle: bool = True) -> float:
+        """Median time of ``fn()`` in microseconds over `reps` calls, each after an L2 flush; with `settle`, after
+        an idle pause of ``case_settle_s`` seconds. ``last_state`` then holds the card's NVML reading."""
         torch = self.torch
         reps = reps or self.reps
+        if settle and self.case_settle_s > 0:
+            torch.cuda.synchronize()
+            time.sleep(self.case_settle_s)
         for _ in range(warmup if warmup is not None else self.warmup):
             fn()
         starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
@@ -57,6 +65,7 @@ class Context:
             fn()
             ends[i].record()
         torch.cuda.synchronize()
+        self.last_state = card_state(torch)
         return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)) * 1e3
 
     def _copy_bandwidth(self) -> float:
@@ -64,7 +73,7 @@ class Context:
         n = 2**30 // 4  # 1 GiB read + 1 GiB written
         src = torch.empty(n, dtype=torch.float32, device=self.device).normal_()
         dst = torch.empty_like(src)
-        us = self.bench(lambda: dst.copy_(src), reps=20, warmup=3)
+        us = self.bench(lambda: dst.copy_(src), reps=20, warmup=3, settle=False)
         return 2 * n * 4 / (us * 1e-6) / 1e9
 
 
@@ -88,20 +97,32 @@ def _slug(name: str) -> str:
     return "".join(c.lower() if c.isalnum() else "-" for c in name).strip("-")
 
 
-# Pause before every routine after the first (seconds; DG_BENCH_SETTLE_S). NOTE: an H100 that has just run
-# FP8 GEMMs at its power limit stays throttled for a moment: in one process, the 2048 x 8192 MQA-logits case read
-# 206 us on a rested card, 272 / 248 us right after 20 s of M = 4096 GEMMs (1275 MHz, 703 W) and 205 us after 5 s
-# idle. Without the pause a routine's first cases were timed in the previous routine's aftermath, so results
-# depended on the routine order.
+# Pause before every routine (seconds; DG_BENCH_SETTLE_S). NOTE: an H100 that has just run FP8 GEMMs at its power
+# limit stays throttled for a moment: in one process, the 2048 x 8192 MQA-logits case read 206 us on a rested card,
+# 272 / 248 us right after 20 s of M = 4096 GEMMs (1275 MHz, 703 W) and 205 us after 5 s idle. Without the pause a
+# routine's first cases were timed in the aftermath of whatever ran before (the previous routine, or the GPU tests
+# before the first one), so results depended on the order.
 DEFAULT_SETTLE_S = 5.0
+# Pause before every timed case (seconds; DG_BENCH_CASE_SETTLE_S). NOTE: the same effect inside a routine: in one
+# `nox -s sm90` run 4096x4096x7168 read 225.8 us right after the 4096x7168x16384 case, 191.9-194.6 us in a probe
+# with a pause before each timing (NVML: 1980 MHz after every timing of that probe).
+DEFAULT_CASE_SETTLE_S = 1.0
+
+
+def _seconds(var: str, default: float) -> float:
+    value = os.environ.get(var, "").strip()
+    try:
+        return max(0.0, float(value)) if value else default
+    except ValueError:
+        raise ValueError(f"{var}: expected a number of seconds, got {value!r}") from None
 
 
 def settle_seconds() -> float:
-    value = os.environ.get("DG_BENCH_SETTLE_S", "").strip()
-    try:
-        return max(0.0, float(value)) if value else DEFAULT_SETTLE_S
-    except ValueError:
-        raise ValueError(f"DG_BENCH_SETTLE_S: expected a number of seconds, got {value!r}") from None
+    return _seconds("DG_BENCH_SETTLE_S", DEFAULT_SETTLE_S)
+
+
+def case_settle_seconds() -> float:
+    return _seconds("DG_BENCH_CASE_SETTLE_S", DEFAULT_CASE_SETTLE_S)
 
 
 def card_state(torch: Any) -> dict[str, Any]:
@@ -135,9 +156,9 @@ def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = Non
         return (int(head[1].split()[0]) if len(head) == 2 else 100), p.stem
 
     settle = settle_seconds()
-    for i, path in enumerate(sorted(paths, key=order)):
+    for path in sorted(paths, key=order):
         name = path.stem
-        if i > 0 and settle > 0:
+        if settle > 0:
             ctx.torch.cuda.synchronize()
             time.sleep(settle)
         state_at_start = card_state(ctx.torch)
@@ -161,7 +182,8 @@ def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = Non
             "python": platform.python_version(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "method": "median of CUDA-event times, L2 flushed before every call",
-            "settle_s_before_routine": settle if i > 0 else 0.0,
+            "settle_s_before_routine": settle,
+            "settle_s_before_case": ctx.case_settle_s,
             "card_state_at_start": state_at_start,
             "card_state_at_end": card_state(ctx.torch),
         }
@@ -171,8 +193,9 @@ def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = Non
         md += f"\nCopy bandwidth in the same run: {ctx.copy_bandwidth_gbs:.0f} GB/s. {meta['method']}.\n"
         if state_at_start.get("sm_clock_mhz") is not None:
             clock, temp, power = (state_at_start.get(k) for k in ("sm_clock_mhz", "temperature_c", "power_w"))
-            md += (f"Card at the routine's start ({meta['settle_s_before_routine']:g} s after the previous routine): "
-                   f"{clock} MHz, {temp} C, {power} W (NVML).\n")
+            md += (f"Card at the routine's start ({meta['settle_s_before_routine']:g} s idle before it, "
+                   f"{meta['settle_s_before_case']:g} s before each timed case): {clock} MHz, {temp} C, {power} W "
+                   "(NVML).\n")
         (card_dir / f"{name}.md").write_text(md)
         print(md)
     return failed

@@ -52,8 +52,8 @@
 //   [way hand-off (kKWays > 1, 128-byte aligned): (kKWays - 1) x BLOCK_M x BLOCK_N FP32]
 //
 // Constraints (static_asserts below; the host's can_implement checks the runtime ones): BLOCK_M 64 or
-// 128; BLOCK_N a multiple of 8 in [8, 160] whose tiles touch at most two 128-column SFB blocks, or 192 / 256
-// (two halves); K % 16
+// 128; BLOCK_N a multiple of 8 in [8, 176] whose tiles touch at most two 128-column SFB blocks (three for a
+// multiple of 16, e.g. 176: one straight-line promotion per column offset), or 192 / 256 (two halves); K % 16
 // == 0 (row pitch), N % 8 == 0 (BF16 row pitch); M, N, K edges are zero-filled by TMA on load and
 // clipped on store.
 #pragma once
@@ -102,11 +102,17 @@ struct Sm90Fp8Gemm1d2dConfig {
 
     static_assert(BLOCK_M == 64 || BLOCK_M == 128, "BLOCK_M must be 64 or 128 (one or two math warpgroups)");
     static_assert(BLOCK_N % 8 == 0 && BLOCK_N >= 8 && BLOCK_N <= 256, "BLOCK_N must be a multiple of 8 in [8, 256]");
-    // Tiles wider than 160 (192 and 256) run as two halves per K block.
-    static constexpr unsigned int kNumHalves = BLOCK_N > 160 ? 2 : 1;
-    static_assert(kNumHalves == 2 || BLOCK_N <= 128 + gcd128(BLOCK_N),
-                  "a single-pass BLOCK_N tile may straddle at most two 128-wide SFB blocks");
-    static_assert(kNumHalves == 1 || BLOCK_N == 192 || BLOCK_N == 256, "a two-half tile is 192 or 256 wide");
+    // Tiles of 192 and 256 run as two halves per K block; narrower ones in a single pass.
+    static constexpr unsigned int kNumHalves = BLOCK_N == 192 || BLOCK_N == 256 ? 2 : 1;
+    // The most 128-wide SFB blocks a single-pass tile touches (tiles start at multiples of BLOCK_N, so at column
+    // offsets n0 % 128 that are multiples of gcd128(BLOCK_N)).
+    static constexpr unsigned int kSfbBlocks = kNumHalves == 2 ? 2 : (128 - gcd128(BLOCK_N) + BLOCK_N + 127) / 128;
+    static constexpr unsigned int kSfbStep = gcd128(BLOCK_N);
+    static_assert(kNumHalves == 2 || kSfbBlocks <= 2 || (kSfbBlocks == 3 && kSfbStep >= 16),
+                  "a single-pass BLOCK_N tile may straddle at most two 128-wide SFB blocks, or three when BLOCK_N is "
+                  "a multiple of 16");
+    static_assert(BLOCK_N <= 176 || BLOCK_N == 192 || BLOCK_N == 256,
+                  "tiles wider than 176 are 192 or 256 wide (two halves)");
     static_assert(kKWays == 1 || kNumHalves == 1, "K ways take single-pass tiles");
     static_assert(kNumStages >= 2 && kNumStages <= 32, "kNumStages must be in [2, 32]");
     static_assert(kClusterM == 1 || kClusterM == 2, "kClusterM must be 1 or 2");
@@ -190,8 +196,11 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         unsigned int mma_issued = 0;
         // Promotes `partial` (half h of a K block) into `accum` with the block's scales.
         auto promote_half = [&](unsigned int h, unsigned int n_col0, unsigned int split_group, float sa0, float sa1,
-                                float sb0, float sb1) {
-            if constexpr (kNumHalves == 1) {
+                                float sb0, float sb1, float sb2) {
+            if constexpr (kNumHalves == 1 && Cfg::kSfbBlocks == 3) {
+                const float sb[3] = {sb0, sb1, sb2};
+                mma::promote_1d2d_3<BLOCK_N, Cfg::kSfbStep>(accum, partial, sa0, sa1, sb, n_col0 % 128);
+            } else if constexpr (kNumHalves == 1) {
                 mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
             } else if constexpr (BLOCK_N % 128 == 0) {
                 // A 256-wide tile starts on a 128-column boundary: half h is SFB block sfb_row + h.
@@ -349,8 +358,8 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             const bool store_thread = warp_in_wg == 0 && lane == 0;
             if (store_thread) ptx::tma_store_wait_read<0>();
             ptx::named_barrier_sync(1 + rg, 128);
-            epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN, (BLOCK_N > 160)>(smem_d, accum, rg,
-                                                                                            warp_in_wg, lane);
+            epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN, (kNumHalves == 2)>(smem_d, accum, rg,
+                                                                                                warp_in_wg, lane);
             ptx::fence_proxy_async_smem();
             ptx::named_barrier_sync(1 + rg, 128);
             if (store_thread)
@@ -372,13 +381,14 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             // combine and epilogue, so the tensor cores work through them. Each wgmma issue sits in straight-line
             // code or an unconditional loop body (a wgmma under a data-dependent branch makes ptxas serialise
             // all of them, C7518); after the last tile a drain-only half on stage 0 keeps that true.
-            float sa0 = 0.0f, sa1 = 0.0f, sb0 = 0.0f, sb1 = 0.0f;
+            float sa0 = 0.0f, sa1 = 0.0f, sb0 = 0.0f, sb1 = 0.0f, sb2 = 0.0f;
             // Issues the first half of t's first K block (real == false: the drain-only half).
             auto issue_first = [&](const sched::Tile& t, bool real) {
                 const unsigned int stage = real ? delivered % kNumStages : 0u;
                 if (real) {
                     sb0 = __ldg(sfb + sfb_row(t.sfb_row) + t.kb_begin);
                     sb1 = __ldg(sfb + sfb_row(t.sfb_row + 1) + t.kb_begin);
+                    if constexpr (Cfg::kSfbBlocks == 3) sb2 = __ldg(sfb + sfb_row(t.sfb_row + 2) + t.kb_begin);
                     ptx::mbarrier_wait(&full_bar[stage], (delivered / kNumStages) & 1u);
                     const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
                     sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
@@ -391,6 +401,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 const unsigned int n_col0 = tile.n_block * BLOCK_N;
                 const unsigned int split_group = split_group_of(n_col0);
                 const unsigned int sfb0 = sfb_row(tile.sfb_row), sfb1 = sfb_row(tile.sfb_row + 1);
+                const unsigned int sfb2 = Cfg::kSfbBlocks == 3 ? sfb_row(tile.sfb_row + 2) : 0u;
 #pragma unroll
                 for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
                 unsigned int seq = delivered;
@@ -398,17 +409,18 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 for (unsigned int kb = tile.kb_begin; kb + 1 < tile.kb_end; ++kb, ++seq) {
                     const unsigned int stage = seq % kNumStages;
                     const float nb0 = __ldg(sfb + sfb0 + kb + 1), nb1 = __ldg(sfb + sfb1 + kb + 1);
+                    const float nb2 = Cfg::kSfbBlocks == 3 ? __ldg(sfb + sfb2 + kb + 1) : 0.0f;
 #pragma unroll
                     for (unsigned int h = 0; h < kNumHalves; ++h) {
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1, sb2);
                         if (h + 1 < kNumHalves) issue_half(stage, h + 1);
                     }
                     const unsigned int next_stage = (seq + 1) % kNumStages;
                     ptx::mbarrier_wait(&full_bar[next_stage], ((seq + 1) / kNumStages) & 1u);
                     const float* sfa = smem_sfa(next_stage) + rg * 64 + row_in_wg;
                     sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
-                    sb0 = nb0, sb1 = nb1;
+                    sb0 = nb0, sb1 = nb1, sb2 = nb2;
                     issue_half(next_stage, 0);
                 }
                 // The last K block, then the next tile's first half, then this tile's combine and epilogue.
@@ -417,7 +429,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 #pragma unroll
                     for (unsigned int h = 0; h < kNumHalves; ++h) {
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1, sb2);
                         if (h + 1 < kNumHalves) issue_half(stage, h + 1);
                     }
                 }
@@ -448,10 +460,12 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 const unsigned int sfb0 = sfb_row(tile.sfb_row), sfb1 = sfb_row(tile.sfb_row + 1);
 #pragma unroll
                 for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
-                float sb0 = 0.0f, sb1 = 0.0f;
+                const unsigned int sfb2 = Cfg::kSfbBlocks == 3 ? sfb_row(tile.sfb_row + 2) : 0u;
+                float sb0 = 0.0f, sb1 = 0.0f, sb2 = 0.0f;
                 if (tile.kb_begin + way < tile.kb_end) {
                     sb0 = __ldg(sfb + sfb0 + tile.kb_begin + way);
                     sb1 = __ldg(sfb + sfb1 + tile.kb_begin + way);
+                    if constexpr (Cfg::kSfbBlocks == 3) sb2 = __ldg(sfb + sfb2 + tile.kb_begin + way);
                 }
                 for (unsigned int kb = tile.kb_begin + way; kb < tile.kb_end; kb += kKWays) {
                     const unsigned int seq = delivered + (kb - tile.kb_begin);
@@ -459,6 +473,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     const unsigned int kb_next = min_of(kb + kKWays, tile.kb_end - 1);
                     const float nb0 = __ldg(sfb + sfb0 + kb_next);
                     const float nb1 = __ldg(sfb + sfb1 + kb_next);
+                    const float nb2 = Cfg::kSfbBlocks == 3 ? __ldg(sfb + sfb2 + kb_next) : 0.0f;
                     ptx::mbarrier_wait(&full_bar[stage], phase);
                     const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
                     const float sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
@@ -466,9 +481,9 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     for (unsigned int h = 0; h < kNumHalves; ++h) {
                         issue_half(stage, h);
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1, sb2);
                     }
-                    sb0 = nb0, sb1 = nb1;
+                    sb0 = nb0, sb1 = nb1, sb2 = nb2;
                 }
                 delivered += tile.kb_end - tile.kb_begin;
                 if (combine(tile)) store_tile(tile);

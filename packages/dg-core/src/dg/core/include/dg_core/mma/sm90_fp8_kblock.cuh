@@ -66,6 +66,43 @@ DG_DEVICE void promote_1d2d(float* accum, const float* partial, float row_scale0
     }
 }
 
+// promote_1d2d for a single-pass tile that may touch three 128-wide SFB blocks (BLOCK_N 176: a tile at column offset
+// o = n0 % 128 spans blocks 0..2 when o + 176 > 256). `offset` = n0 % 128, a multiple of kStep (= the largest power
+// of two up to 128 dividing BLOCK_N); each offset has its own straight-line promotion whose per-group scale choice
+// is a compile-time constant, so the promotion stays one FMA per element (no per-group selects).
+template <unsigned int BLOCK_N, unsigned int kOffset>
+DG_DEVICE void promote_1d2d_at(float* accum, const float* partial, float row_scale0, float row_scale1,
+                               const float (&col_scale)[3]) {
+    static_assert((kOffset + BLOCK_N - 1) / 128 < 3, "a tile touches at most three SFB blocks");
+    float s0[3], s1[3];
+#pragma unroll
+    for (unsigned int b = 0; b < 3; ++b) s0[b] = row_scale0 * col_scale[b], s1[b] = row_scale1 * col_scale[b];
+#pragma unroll
+    for (unsigned int g = 0; g < BLOCK_N / 8; ++g) {
+        const unsigned int b = (kOffset + g * 8) / 128;
+        accum[g * 4 + 0] = fmaf(partial[g * 4 + 0], s0[b], accum[g * 4 + 0]);
+        accum[g * 4 + 1] = fmaf(partial[g * 4 + 1], s0[b], accum[g * 4 + 1]);
+        accum[g * 4 + 2] = fmaf(partial[g * 4 + 2], s1[b], accum[g * 4 + 2]);
+        accum[g * 4 + 3] = fmaf(partial[g * 4 + 3], s1[b], accum[g * 4 + 3]);
+    }
+}
+
+// Dispatches `offset` (a multiple of kStep below 128) to promote_1d2d_at: a chain of warp-uniform branches, each
+// around straight-line code (no wgmma inside).
+template <unsigned int BLOCK_N, unsigned int kStep, unsigned int kOffset = 0>
+DG_DEVICE void promote_1d2d_3(float* accum, const float* partial, float row_scale0, float row_scale1,
+                              const float (&col_scale)[3], unsigned int offset) {
+    static_assert(kStep >= 16 && 128 % kStep == 0, "three-block promotion: offsets are multiples of 16");
+    if constexpr (kOffset + kStep >= 128) {
+        promote_1d2d_at<BLOCK_N, kOffset>(accum, partial, row_scale0, row_scale1, col_scale);
+    } else {
+        if (offset == kOffset)
+            promote_1d2d_at<BLOCK_N, kOffset>(accum, partial, row_scale0, row_scale1, col_scale);
+        else
+            promote_1d2d_3<BLOCK_N, kStep, kOffset + kStep>(accum, partial, row_scale0, row_scale1, col_scale, offset);
+    }
+}
+
 // 1D1D: the column scale is per output column; `col_scale` holds this thread's BLOCK_N/4 values, one per
 // (8-column group, column parity): col_scale[g*2 + p] for column g*8 + (lane%4)*2 + p.
 template <unsigned int BLOCK_N>
