@@ -1,10 +1,12 @@
-"""Runs fp8_gemm_nt on four shapes (one of each kernel path: small-M 1D2D, multicast 1D2D with a long K, small-M
-1D2D with K ways, 1D1D accumulate) for compute-sanitizer, e.g.
+"""Runs fp8_gemm_nt on six shapes (one of each kernel path: small-M 1D2D, multicast 1D2D with a long K, small-M
+1D2D with K ways, 1D1D accumulate, and through DG_SM90_FP8_FORCE a 176-wide single-pass tile over three SFB blocks
+and a multicast two-half 256-wide tile) for compute-sanitizer, e.g.
 `compute-sanitizer --tool memcheck python packages/dg-core/tests/sanitize_fp8_gemm.py` (and racecheck).
 Exits non-zero if a result is wrong."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import dg.core
@@ -27,9 +29,11 @@ def quantised(rows: int, k: int, block_scales: bool):
 def main() -> int:
     torch.manual_seed(0)
     bad = 0
-    shapes = [(129, 576, 256, (1, 128, 128)), (512, 1056, 12288, (1, 128, 128)), (64, 256, 2048, (1, 128, 128)),
-              (256, 384, 384, (1, 1, 128))]
-    for m, n, k, recipe in shapes:
+    shapes = [(129, 576, 256, (1, 128, 128), ""), (512, 1056, 12288, (1, 128, 128), ""),
+              (64, 256, 2048, (1, 128, 128), ""), (256, 384, 384, (1, 1, 128), ""),
+              (256, 1000, 1024, (1, 128, 128), "176,0,1"), (512, 1056, 1536, (1, 128, 128), "256,0,2")]
+    for m, n, k, recipe, force in shapes:
+        os.environ["DG_SM90_FP8_FORCE"] = force
         a, sfa, a_ref = quantised(m, k, False)
         b, sfb, b_ref = quantised(n, k, recipe[1] == 128)
         ref = a_ref @ b_ref.t()
@@ -45,7 +49,8 @@ def main() -> int:
         out = d.double()
         diff = 1 - 2 * (out * ref).sum() / (out * out + ref * ref).sum()
         ok = not out.isnan().any().item() and diff.item() < 1e-3
-        print(f"{m}x{n}x{k} recipe={recipe}: calc_diff={diff.item():.2e} {'ok' if ok else 'WRONG'}")
+        verdict = "ok" if ok else "WRONG"
+        print(f"{m}x{n}x{k} recipe={recipe} force={force or '-'}: calc_diff={diff.item():.2e} {verdict}")
         bad += not ok
     return 1 if bad else 0
 
