@@ -7,32 +7,25 @@ import types
 import pytest
 from dg.core import benchmark
 
-
-def test_settle_default_and_override(monkeypatch):
-    monkeypatch.delenv("DG_BENCH_SETTLE_S", raising=False)
-    assert benchmark.settle_seconds() == benchmark.DEFAULT_SETTLE_S
-    monkeypatch.setenv("DG_BENCH_SETTLE_S", "0")
-    assert benchmark.settle_seconds() == 0.0
-    monkeypatch.setenv("DG_BENCH_SETTLE_S", " 2.5 ")
-    assert benchmark.settle_seconds() == 2.5
-    monkeypatch.setenv("DG_BENCH_SETTLE_S", "-3")
-    assert benchmark.settle_seconds() == 0.0
+PAUSES = [("DG_BENCH_SETTLE_S", "settle_seconds", "DEFAULT_SETTLE_S"),
+          ("DG_BENCH_CASE_SETTLE_S", "case_settle_seconds", "DEFAULT_CASE_SETTLE_S")]
 
 
-def test_settle_rejects_garbage(monkeypatch):
-    monkeypatch.setenv("DG_BENCH_SETTLE_S", "five")
-    with pytest.raises(ValueError, match="DG_BENCH_SETTLE_S"):
-        benchmark.settle_seconds()
+@pytest.mark.parametrize("var,reader,default", PAUSES, ids=[p[0] for p in PAUSES])
+def test_pause_default_and_override(monkeypatch, var, reader, default):
+    read = getattr(benchmark, reader)
+    monkeypatch.delenv(var, raising=False)
+    assert read() == getattr(benchmark, default)
+    for text, seconds in (("0", 0.0), (" 2.5 ", 2.5), ("0.25", 0.25), ("-3", 0.0)):
+        monkeypatch.setenv(var, text)
+        assert read() == seconds
 
 
-def test_case_settle_default_and_override(monkeypatch):
-    monkeypatch.delenv("DG_BENCH_CASE_SETTLE_S", raising=False)
-    assert benchmark.case_settle_seconds() == benchmark.DEFAULT_CASE_SETTLE_S
-    monkeypatch.setenv("DG_BENCH_CASE_SETTLE_S", "0.25")
-    assert benchmark.case_settle_seconds() == 0.25
-    monkeypatch.setenv("DG_BENCH_CASE_SETTLE_S", "x")
-    with pytest.raises(ValueError, match="DG_BENCH_CASE_SETTLE_S"):
-        benchmark.case_settle_seconds()
+@pytest.mark.parametrize("var,reader,default", PAUSES, ids=[p[0] for p in PAUSES])
+def test_pause_rejects_garbage(monkeypatch, var, reader, default):
+    monkeypatch.setenv(var, "five")
+    with pytest.raises(ValueError, match=var):
+        getattr(benchmark, reader)()
 
 
 def test_card_state_reads_and_scales_nvml_values():
