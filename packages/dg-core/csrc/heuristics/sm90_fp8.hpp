@@ -165,10 +165,12 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
         c.stages = max_stages_for(kind, block_m, block_n, k, smem_limit, c.k_ways);
         // NOTE: measured (H100, harness, M = 4096, against the plain loop): early issue 2.5-4.5% faster at
         // K >= 7168 but 1-7.5% slower at K = 1536 and 512 (the wait for the next tile's first stage, few stages
-        // ahead of a new tile's loads, then sits before the epilogue); pipelined with the epilogue first 3% faster
-        // at K = 1536 and 2048, 10% slower at K = 512 (4 K blocks per tile).
+        // ahead of a new tile's loads, then sits before the epilogue; with the next stage's wait moved off the
+        // critical path (perf log v24) still 5-9% slower at K = 1536 / 2048); pipelined with the epilogue first 3%
+        // faster at K = 1536 and 2048, and since the multicast 256-wide tiles and v24 also at K = 512 (4 K blocks
+        // per tile: 4096x32768x512 165 -> 148 us; it was 10% slower with the unicast tiles before).
         const int tile_k_blocks = ceil_div_i(num_k_blocks, splits);
-        c.pipeline = c.k_ways > 1 || tile_k_blocks >= 32 ? 2 : (tile_k_blocks >= 8 ? 1 : 0);
+        c.pipeline = c.k_ways > 1 || tile_k_blocks >= 32 ? 2 : (tile_k_blocks >= 4 ? 1 : 0);
         c.cluster_m = multicast ? 2 : 1;
         c.num_splits = splits;
         const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n) * splits;

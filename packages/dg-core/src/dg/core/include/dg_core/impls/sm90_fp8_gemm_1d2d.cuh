@@ -35,7 +35,7 @@
 // kPipeline (one K way): 2 = the math loop is software-pipelined across tiles: each wgmma (half) is issued right
 // after the previous one is promoted, and a tile's first wgmma before the previous tile's epilogue, so the tensor
 // cores keep working through it; 1 = pipelined, but the epilogue before the next tile's first wgmma; 0 = a plain
-// per-tile loop (wait, issue, wait, promote). The host picks 2 from 32 K blocks per tile, 1 from 8, else 0.
+// per-tile loop (wait, issue, wait, promote). The host picks 2 from 32 K blocks per tile, 1 from 4, else 0.
 //
 // Split-K (num_splits > 1, small M): work units are (tile, K range); each split stores its FP32 partial
 // to `workspace` [tiles][splits][math warpgroups][64 x BLOCK_N], fences, and increments
