@@ -5,6 +5,10 @@ fraction of the roofline ``max(bytes / copy bandwidth, FLOPs / FP8 per-tensor cu
 taken from the anchors (the card's own measured numbers), cuBLASLt's FP8 GEMM through ``torch._scaled_mm`` timed in
 the same run (blockwise 1x128/128x128 scales when this torch/CUDA offers them, else per-tensor: the "cuBLASLt path"
 column says which), and DeepGEMM's time from the anchors file (same card type, other run).
+"bound us" is what a kernel would take that moved its bytes at this run's copy bandwidth (or ran its FLOPs at the
+FP8 rate) after paying the launch floor (a 16-byte torch fill timed the same way: cold L2, CUDA events);
+"DeepGEMM / bound" is the largest speedup over DeepGEMM such a kernel could show. The summary under the table gives
+the geometric means per M group.
 Inputs are random normal BF16 quantised with 1x128 per-token scales (A) and 128x128 block scales (B); the scale
 tensors are already in the layout the kernel requires, so no transform is timed.
 """
@@ -94,6 +98,33 @@ def cublaslt_fn(torch, a, sfa_rowmajor, b, sfb, out_dtype, expect=None):
         return None, "; ".join(errors)
 
 
+def bound_us(nbytes: float, flops: float, floor_us: float, copy_gbs: float, fp8_tflops: float) -> float:
+    """Launch floor plus the longer of moving the bytes at the copy bandwidth and the FLOPs at the FP8 rate."""
+    return floor_us + max(nbytes / (copy_gbs * 1e3), flops / (fp8_tflops * 1e6))
+
+
+def _geomean(values: list[float]) -> float | None:
+    import math
+
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+
+
+def summary(rows: list[dict]) -> str:
+    """Geometric means per M group: our speedups over DeepGEMM and cuBLASLt, and DeepGEMM / bound."""
+    lines = ["| M group | shapes | vs DeepGEMM | vs cuBLASLt | DeepGEMM / bound | % of bound (geomean) |",
+             "|---|---|---|---|---|---|"]
+    for label, pick in (("M <= 128", lambda m: m <= 128), ("M = 4096", lambda m: m == 4096)):
+        group = [r for r in rows if pick(r["M"])]
+        if not group:
+            continue
+        cols = []
+        for key in ("speedup vs DeepGEMM", "speedup vs cuBLASLt", "DeepGEMM / bound", "% of bound"):
+            g = _geomean([r[key] for r in group if r.get(key)])
+            cols.append("-" if g is None else (f"{g:.1f}" if key.startswith("%") else f"{g:.3f}"))
+        lines.append(f"| {label} | {len(group)} | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
 def run(ctx) -> list[dict]:
     import torch
     from dg import core
@@ -102,6 +133,9 @@ def run(ctx) -> list[dict]:
     ceilings = ctx.anchors.get("ceilings", {})
     copy_gbs = float(ceilings.get("copy_gbs", 3020))
     fp8_tflops = float(ceilings.get("fp8_per_tensor_tflops", 1386))
+    run_copy_gbs = float(getattr(ctx, "copy_bandwidth_gbs", 0) or copy_gbs)
+    tiny = torch.empty(4, dtype=torch.int32, device="cuda")
+    floor_us = ctx.bench(tiny.zero_, settle=False)
     rows = []
     cublas_reason = None
     for m in SEED_MS:
@@ -123,6 +157,7 @@ def run(ctx) -> list[dict]:
             flops = 2.0 * m * n * k
             nbytes = a.numel() + b.numel() + d.numel() * 2 + sfa.numel() * 4 + sfb.numel() * 4
             roofline_us = max(nbytes / (copy_gbs * 1e3), flops / (fp8_tflops * 1e6))
+            bound = bound_us(nbytes, flops, floor_us, run_copy_gbs, fp8_tflops)
             anchor = anchors.get((m, n, k), {})
             dg_us = anchor.get("deepgemm_us")
             rows.append(
@@ -141,6 +176,10 @@ def run(ctx) -> list[dict]:
                     "speedup vs DeepGEMM": (dg_us / us) if dg_us else None,
                     "MHz after dg": mhz,
                     "MHz after cuBLASLt": cublas_mhz,
+                    "launch floor us": floor_us,
+                    "bound us": bound,
+                    "% of bound": 100.0 * bound / us,
+                    "DeepGEMM / bound": (dg_us / bound) if dg_us else None,
                 }
             )
     if cublas_reason:

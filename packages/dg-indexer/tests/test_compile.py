@@ -93,13 +93,17 @@ def test_host_shared_memory_matches_the_kernel_layout(tmp_path):
                           f"::kSmemBytes == {smem});")
             for n in (1, 2):
                 paged = _jit.paged_mqa_logits_spec(n, h, d)
-                smem = _jit.smem_bytes(n * h, d, h, n, paged.stages)
-                checks.append(f"static_assert(dg::indexer::MqaLayout<{n}, {h}, {d}, {paged.stages}>::kSmemBytes"
-                              f" == {smem});")
+                smem = _jit.paged_smem_bytes(n, h, d, paged.stages)
+                pw = _jit.PAGED_WORK_BYTES
+                checks.append(f"static_assert(dg::indexer::MqaLayout<{n}, {h}, {d}, {paged.stages}, 0, {pw}>"
+                              f"::kSmemBytes == {smem});")
     source = tmp_path / "layout.cu"
     checks.append(f"static_assert(dg::indexer::kPrefillWorkBytes == {_jit.PREFILL_WORK_BYTES});")
     checks.append(f"static_assert(dg::indexer::kMaxPrefillCtas == {_jit.PREFILL_MAX_CTAS});")
-    source.write_text("#include <dg_indexer/impls/sm90_fp8_mqa_logits.cuh>\n" + "\n".join(checks) + "\n")
+    checks.append(f"static_assert(dg::indexer::kPagedWorkBytes == {_jit.PAGED_WORK_BYTES});")
+    checks.append(f"static_assert(dg::indexer::kPagedDynamicMaxBatch == {_jit.PAGED_DYNAMIC_MAX_BATCH});")
+    source.write_text("#include <dg_indexer/impls/sm90_fp8_mqa_logits.cuh>\n"
+                      "#include <dg_indexer/impls/sm90_fp8_paged_mqa_logits.cuh>\n" + "\n".join(checks) + "\n")
     cmd = [nvcc, "-std=c++20", "-gencode=arch=compute_90a,code=sm_90a", "-c", "-diag-suppress=177",
            f"-I{INDEXER_INCLUDE}", f"-I{_core_include()}", str(source), "-o", str(tmp_path / "layout.o")]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -253,6 +253,88 @@ def test_paged_bad_lengths_and_schedule_are_guarded():
     assert (out[4:8] == float("-inf")).all()
 
 
+def _counters_are_zero():
+    torch.cuda.synchronize()
+    return all(not bool(c.any()) for c in paged_module._STREAM_COUNTERS.values())
+
+
+def test_paged_static_split_above_the_dynamic_batch_limit():
+    # More sequences than the kernel's prefix table holds: the launch takes the schedule rows (static split).
+    batch = 2049
+    lens = torch.randint(1, 400, (batch,)).tolist()
+    run_paged(*make_paged(batch, 1, 32, 64, lens, 400), 400, what="static split B=2049")
+    run_paged(*make_paged(2048, 1, 32, 64, lens[:2048], 400), 400, what="dynamic split B=2048")
+    assert _counters_are_zero()
+
+
+def test_paged_dynamic_split_survives_many_launches_and_a_side_stream():
+    # The claim counter must be zero again after every launch (the last CTA re-arms it): back-to-back launches on
+    # one stream with different work, then launches on a second stream while the first is busy.
+    for i, lens in enumerate(([70000, 1, 5000], [1] * 200, [64 * 3] * 7, [9000, 0, 130, 70000, 2])):
+        max_len = max(lens)
+        run_paged(*make_paged(len(lens), 2 if i % 2 else 1, 64, 128, lens, max_len), max_len, what=f"launch {i}")
+        assert _counters_are_zero()
+    big = make_paged(32, 1, 64, 128, [65536] * 32, 65536)
+    small = make_paged(5, 2, 64, 128, [100, 7000, 1, 64, 4000], 7000)
+    sched_big = idx.get_paged_mqa_logits_metadata(big[3], 64, num_sms())
+    side = torch.cuda.Stream()
+    outs = []
+    for _ in range(3):
+        outs.append(idx.fp8_paged_mqa_logits(*big[:4], big[4], sched_big, 65536, clean_logits=True))
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            sched_small = idx.get_paged_mqa_logits_metadata(small[3], 64, num_sms())
+            small_out = idx.fp8_paged_mqa_logits(*small[:4], small[4], sched_small, 7000, clean_logits=True)
+    torch.cuda.synchronize()
+    want_big = ref.paged_mqa_logits(*big[:4], big[4], 65536, clean_logits=True)
+    for out in outs:
+        check_logits(out, want_big, True, "main stream", paged_magnitude(*big[:4], big[4], 65536))
+    want_small = ref.paged_mqa_logits(*small[:4], small[4], 7000, clean_logits=True)
+    check_logits(small_out, want_small, True, "side stream", paged_magnitude(*small[:4], small[4], 7000))
+    assert _counters_are_zero()
+
+
+def test_paged_dynamic_split_in_a_cuda_graph():
+    # A captured call gets its own counter, zeroed by the graph before the kernel: replays with new lengths and
+    # queries written into the captured tensors stay exact, and eager calls in between do not disturb them.
+    lens = [3000, 1, 700, 8000]
+    q, cache, w, lens_t, table = make_paged(4, 2, 64, 128, lens, 8192)
+    sched = idx.get_paged_mqa_logits_metadata(lens_t, 64, num_sms())
+    idx.fp8_paged_mqa_logits(q, cache, w, lens_t, table, sched, 8192, clean_logits=True)  # compile, plan
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = idx.fp8_paged_mqa_logits(q, cache, w, lens_t, table, sched, 8192, clean_logits=True)
+    for step, new_lens in enumerate(([3000, 1, 700, 8000], [8000, 8000, 1, 64], [5, 6000, 6000, 129])):
+        lens_t.copy_(torch.tensor(new_lens, dtype=torch.int32))
+        q.copy_(torch.randn(q.shape, device="cuda").to(FP8))
+        sched.copy_(idx.get_paged_mqa_logits_metadata(lens_t, 64, num_sms()))
+        out.fill_(float("nan"))
+        graph.replay()
+        graph.replay()  # twice: the second replay must find its counter zeroed again
+        run_paged(q, cache, w, lens_t, table, 8192, what=f"eager between replays {step}")
+        torch.cuda.synchronize()
+        want = ref.paged_mqa_logits(q, cache, w, lens_t, table, 8192, clean_logits=True)
+        check_logits(out, want, True, f"graph replay {step}", paged_magnitude(q, cache, w, lens_t, table, 8192))
+    assert _counters_are_zero()
+
+
+def test_paged_checked_mode_reports_a_dirty_counter(monkeypatch):
+    lens = [100, 200]
+    q, cache, w, lens_t, table = make_paged(2, 1, 64, 128, lens, 256)
+    sched = idx.get_paged_mqa_logits_metadata(lens_t, 64, num_sms())
+    idx.fp8_paged_mqa_logits(q, cache, w, lens_t, table, sched, 256)
+    counter = paged_module._claim_counter(q.device, torch.cuda.current_device())
+    monkeypatch.setenv("DG_INDEXER_CHECKED", "1")
+    counter.fill_(7)
+    try:
+        with pytest.raises(RuntimeError, match="claim counter"):
+            idx.fp8_paged_mqa_logits(q, cache, w, lens_t, table, sched, 256)
+    finally:
+        counter.zero_()
+    run_paged(q, cache, w, lens_t, table, 256, what="checked mode, counter zero")
+
+
 # 256 and 257 sequences: the two sides of the switch from the 256-thread to the 512-thread metadata CTA.
 @pytest.mark.parametrize(
     "lens",

@@ -298,6 +298,74 @@ def test_paged_work_split_survives_garbage_schedule():
             assert 0 <= b < len(lens) and 0 <= lo <= hi <= -(-lens[b] // 64)
 
 
+def paged_dynamic_split(lens, max_context_len, table_width, ctas, rnd):
+    """Python model of the dynamic split of sm90_fp8_paged_mqa_logits.cuh (prefix table, static share, pool
+    claims, paged_emit_items), with the CTAs' claims interleaved in a random order: the segments of every CTA."""
+    batch = len(lens)
+
+    def clamped_len(b):
+        return 0 if lens[b] <= 0 else min(lens[b], max_context_len, table_width * 64)
+
+    prefix = [0]
+    for b in range(batch):
+        prefix.append(prefix[-1] + -(-clamped_len(b) // 256))
+    total = prefix[-1]
+
+    def emit(lo, hi, out):
+        b = max(i for i in range(batch + 1) if prefix[i] <= lo) if batch else 0
+        while lo < hi and b < batch:
+            first, nxt = prefix[b], prefix[b + 1]
+            if nxt <= lo:
+                b += 1
+                continue
+            end = min(hi, nxt)
+            out.append((b, (lo - first) * 4, -(-min((end - first) * 256, clamped_len(b)) // 64), end == nxt))
+            lo, b = end, b + 1
+
+    share = total // ctas * 3 // 4
+    segments = [[] for _ in range(ctas)]
+    for c in range(ctas):
+        if share:
+            emit(c * share, (c + 1) * share, segments[c])
+    pool, counter = ctas * share, 0
+    seen = [pool] * ctas
+    active = list(range(ctas))
+    while active:
+        c = rnd.choice(active)
+        size = max(1, min(max(total - seen[c], 0) // (2 * ctas), 8))
+        lo = pool + counter
+        counter += size
+        if lo >= total:
+            active.remove(c)
+            continue
+        seen[c] = lo
+        emit(lo, min(lo + size, total), segments[c])
+    return segments
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_paged_dynamic_split_covers_every_block_once(seed):
+    rnd = random.Random(500 + seed)
+    batch = rnd.choice([1, 3, 64, 128, 300])
+    max_len = rnd.choice([64, 1000, 8192, 70000])
+    lens = [rnd.choice([0, -3, rnd.randint(1, max_len)]) if seed % 4 == 0 else rnd.randint(1, max_len)
+            for _ in range(batch)]
+    ctas = rnd.choice([1, 7, 132])
+    width = rnd.choice([10**6, 3])
+    seen, tails = {}, {}
+    for per_cta in paged_dynamic_split(lens, max_len, width, ctas, rnd):
+        for b, lo, hi, owns_tail in per_cta:
+            assert lo < hi
+            for blk in range(lo, hi):
+                seen[(b, blk)] = seen.get((b, blk), 0) + 1
+            if owns_tail:
+                tails[b] = tails.get(b, 0) + 1
+    clamped = [0 if n <= 0 else min(n, max_len, width * 64) for n in lens]
+    want = {(b, blk): 1 for b in range(batch) for blk in range(-(-clamped[b] // 64))}
+    assert seen == want
+    assert tails == {b: 1 for b in range(batch) if clamped[b] > 0}
+
+
 def test_public_metadata_cpu():
     lens = torch.tensor([1000, 300, 5000], dtype=torch.int32)
     out = idx.get_paged_mqa_logits_metadata(lens, 64, 4)

@@ -187,9 +187,14 @@ def run_routines(routines_dir: Path, out_dir: Path, only: list[str] | None = Non
             "card_state_at_start": state_at_start,
             "card_state_at_end": card_state(ctx.torch),
         }
-        (card_dir / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+        # A routine may condense its rows (geometric means and the like) with summary(rows) -> Markdown.
+        notes = module.summary(rows) if callable(getattr(module, "summary", None)) else None
+        (card_dir / f"{name}.json").write_text(json.dumps({"meta": meta, "rows": rows, "summary": notes}, indent=1)
+                                               + "\n")
         title = getattr(module, "TITLE", name)
         md = to_markdown(title, ctx.card, rows)
+        if notes:
+            md += "\n" + notes + "\n"
         md += f"\nCopy bandwidth in the same run: {ctx.copy_bandwidth_gbs:.0f} GB/s. {meta['method']}.\n"
         if state_at_start.get("sm_clock_mhz") is not None:
             clock, temp, power = (state_at_start.get(k) for k in ("sm_clock_mhz", "temperature_c", "power_w"))

@@ -26,7 +26,8 @@ from typing import Any
 from . import _C
 from ._env import CORE_INCLUDE
 
-__all__ = ["Kernel", "TensorMap", "compile", "make_tensor_map", "package_include_dir", "current_arch"]
+__all__ = ["Kernel", "TensorMap", "compile", "make_tensor_map", "package_include_dir", "current_arch",
+           "current_stream_handle"]
 
 TensorMap = _C.TensorMap
 
@@ -91,6 +92,12 @@ def _stream_getters() -> tuple[Any, Any]:
     else:
         _STREAM_GETTERS = (torch.cuda.current_device, lambda d: torch.cuda.current_stream(d).cuda_stream)
     return _STREAM_GETTERS
+
+
+def current_stream_handle(device: int) -> int:
+    """The raw ``cudaStream_t`` (an int) of torch's current stream on CUDA device ``device``: the stream
+    :meth:`Kernel.launch` and :meth:`Kernel.bind` enqueue on by default."""
+    return int((_STREAM_GETTERS or _stream_getters())[1](device))
 
 
 class Kernel:

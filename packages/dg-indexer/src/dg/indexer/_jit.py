@@ -72,6 +72,10 @@ def prefill_extra_rows(heads: int) -> int:
 # sm90_fp8_mqa_logits.cuh).
 PREFILL_MAX_CTAS = 256
 PREFILL_WORK_BYTES = 2 * 128 + 16 + 4 * PREFILL_MAX_CTAS
+# The paged kernel's work area (kPagedWorkBytes in sm90_fp8_paged_mqa_logits.cuh): two 32-byte slot headers and the
+# item prefix table of a dynamically split launch (PAGED_DYNAMIC_MAX_BATCH + 1 entries, 16-byte aligned).
+PAGED_DYNAMIC_MAX_BATCH = 2048
+PAGED_WORK_BYTES = 2 * 32 + (4 * (PAGED_DYNAMIC_MAX_BATCH + 1) + 15) // 16 * 16
 
 
 def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages: int, extra_rows: int = 0,
@@ -92,6 +96,11 @@ def smem_bytes(q_rows: int, head_dim: int, heads: int, num_queries: int, stages:
     aux = (2 * num_queries + 16) * 4 if extra_rows else 0
     end = 2 * q_slot + stages * (k_stage + scale_stage) + 2 * w_slot + flags + 8 * (2 * stages + 4) + aux
     return (end + 15) // 16 * 16 + work_bytes  # the work area starts 16-byte aligned
+
+
+def paged_smem_bytes(next_n: int, heads: int, head_dim: int, stages: int) -> int:
+    """Dynamic shared memory of the paged kernel (its Q slot is the plain next_n * H rows, plus its work area)."""
+    return smem_bytes(next_n * heads, head_dim, heads, next_n, stages, 0, PAGED_WORK_BYTES)
 
 
 def num_stages(q_rows: int, head_dim: int, heads: int, num_queries: int, extra_rows: int = 0,
@@ -136,16 +145,16 @@ def paged_math_warpgroups(next_n: int, heads: int) -> int:
 @functools.cache
 def paged_mqa_logits_spec(next_n: int, heads: int, head_dim: int, stages: int | None = None,
                           math_warpgroups: int | None = None) -> KernelSpec:
-    stages = stages or num_stages(next_n * heads, head_dim, heads, next_n)
+    stages = stages or num_stages(next_n * heads, head_dim, heads, next_n, 0, PAGED_WORK_BYTES)
     wgs = math_warpgroups or paged_math_warpgroups(next_n, heads)
     return KernelSpec(
         name="sm90_fp8_paged_mqa_logits",
         include="dg_indexer/impls/sm90_fp8_paged_mqa_logits.cuh",
         kernel=f"dg::indexer::sm90_fp8_paged_mqa_logits_impl<{next_n}, {heads}, {head_dim}, {stages}, {wgs}>",
         # q map, kv map, weights map, scale map, num_blocks, context_lens, block_table, table row pitch, table width,
-        # schedule_meta, out, out row stride, batch, max_context_len, clean
-        signature=("tmap", "tmap", "tmap", "tmap", "u32", "ptr", "ptr", "u64", "u32", "ptr", "ptr", "u64", "u32",
-                   "u32", "u32"),
+        # schedule_meta, claim counter, out, out row stride, batch, max_context_len, clean
+        signature=("tmap", "tmap", "tmap", "tmap", "u32", "ptr", "ptr", "u64", "u32", "ptr", "ptr", "ptr", "u64",
+                   "u32", "u32", "u32"),
         stages=stages,
         threads=128 * (1 + wgs),
     )
@@ -265,6 +274,13 @@ def num_sms(device: torch.device) -> int:
 def device_index(device: torch.device) -> int:
     """The CUDA device index of ``device`` (the current device when it names none)."""
     return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def current_stream_handle(index: int) -> int:
+    """The raw stream handle of torch's current stream on device ``index`` (the stream launches go to)."""
+    from dg.core import jit
+
+    return jit.current_stream_handle(index)
 
 
 def device_guard(device: torch.device):

@@ -23,6 +23,34 @@ def _empty_logits(rows: int, cols: int, device: torch.device) -> torch.Tensor:
     return torch.empty(rows, cols, dtype=torch.float32, device=device)
 
 
+# Claim counters of the paged kernel's dynamic split (sm90_fp8_paged_mqa_logits.cuh): two INT32 that are zero
+# when a launch starts; the launch's last CTA zeroes them again. NOTE: two launches that ran at the same time on
+# one counter would take work from each other, so eager launches get one counter per (device, stream) (launches on
+# one stream never overlap), and every call captured into a CUDA graph gets its own slot, zeroed by a memset node
+# of the graph before the kernel (a graph's replays are serialised with each other). Slots are never reused:
+# a captured graph keeps its pointer for its whole life.
+_STREAM_COUNTERS: dict[tuple[int, int], torch.Tensor] = {}
+_CAPTURE_SLOTS: dict[int, list] = {}  # device -> [slab INT32 [_SLAB_SLOTS, 2], next free slot]
+_SLAB_SLOTS = 256
+
+
+def _claim_counter(device: torch.device, index: int) -> torch.Tensor:
+    """The claim counter for a paged launch on ``device`` (index ``index``) from the current stream."""
+    if torch.cuda.is_current_stream_capturing():
+        slab = _CAPTURE_SLOTS.get(index)
+        if slab is None or slab[1] == _SLAB_SLOTS:
+            slab = _CAPTURE_SLOTS[index] = [torch.empty(_SLAB_SLOTS, 2, dtype=torch.int32, device=device), 0]
+        counter = slab[0][slab[1]]
+        slab[1] += 1
+        counter.zero_()
+        return counter
+    key = (index, _jit.current_stream_handle(index))
+    counter = _STREAM_COUNTERS.get(key)
+    if counter is None:
+        counter = _STREAM_COUNTERS[key] = torch.zeros(2, dtype=torch.int32, device=device)
+    return counter
+
+
 def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num_sms: int) -> torch.Tensor:
     """Split the paged work of one decode step evenly across ``num_sms`` persistent CTAs.
 
@@ -213,12 +241,16 @@ def fp8_paged_mqa_logits(
     buffer = _empty_logits(plan.rows, plan.pitch, q.device)
     out = buffer[:, :plan.max_context_len]
     kv_ptr = kv_cache.data_ptr()
-    values = (_jit.map_at(q.data_ptr(), plan.q_map), _jit.map_at(kv_ptr, plan.kv_map),
-              _jit.map_at(weights.data_ptr(), plan.w_map), _jit.map_at(kv_ptr, plan.s_map),
-              plan.num_blocks, context_lens.data_ptr(), block_table.data_ptr(), plan.table_stride,
-              plan.table_width, schedule_meta.data_ptr(), buffer.data_ptr(), buffer.stride(0), plan.batch,
-              plan.max_context_len, plan.clean)
     with _jit.device_guard(q.device):
+        counter = _claim_counter(q.device, plan.device)
+        if checked and bool(counter.any()):
+            raise RuntimeError("fp8_paged_mqa_logits: the claim counter of this stream is not zero before the "
+                               "launch (an earlier launch on it did not finish) [DG_INDEXER_CHECKED]")
+        values = (_jit.map_at(q.data_ptr(), plan.q_map), _jit.map_at(kv_ptr, plan.kv_map),
+                  _jit.map_at(weights.data_ptr(), plan.w_map), _jit.map_at(kv_ptr, plan.s_map),
+                  plan.num_blocks, context_lens.data_ptr(), block_table.data_ptr(), plan.table_stride,
+                  plan.table_width, schedule_meta.data_ptr(), counter.data_ptr(), buffer.data_ptr(),
+                  buffer.stride(0), plan.batch, plan.max_context_len, plan.clean)
         plan.launch(values, plan.device)
     return out
 
@@ -277,7 +309,7 @@ def _paged_plan(q, kv_cache, weights, context_lens, block_table, schedule_meta, 
         spec = _jit.paged_mqa_logits_spec(next_n, heads, dim)
         kernel = _jit.kernel_for(spec)
         grid = schedule_meta.shape[0] - 1
-        smem = _jit.smem_bytes(next_n * heads, dim, heads, next_n, spec.stages)
+        smem = _jit.paged_smem_bytes(next_n, heads, dim, spec.stages)
         launch = kernel.bind(grid=(grid, 1, 1), block=(spec.threads, 1, 1), smem=smem)
     kv_pitch = kv_cache.stride(0) if num_blocks > 1 else _align(block_bytes, 16)
     return _PagedPlan(

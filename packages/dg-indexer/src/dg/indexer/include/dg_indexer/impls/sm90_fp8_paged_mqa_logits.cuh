@@ -8,13 +8,25 @@
 // s_map the scales as (64, blocks), both with the block pitch as the outer stride. With `clean`
 // set, every position j > last of the row (up to max_context_len) is -inf, written by this kernel.
 //
-// Work split: schedule_meta (from smxx_paged_mqa_logits_metadata) gives CTA c the (batch, 256-token split)
-// items from row c up to row c + 1. A CTA turns its items into segments: one batch and a run of its 64-token
-// blocks. Per segment the Q rows (next_n * H) and weights are loaded once; each block is one key tile, and tile
-// t of the CTA's sequence goes to math warpgroup t % M (roles, pipelines and the shared memory map in
-// sm90_mqa_logits_common.cuh, with kNumQ = next_n). The CTA that owns a batch's last split also writes the
-// row tails past the last block; batches without any split are cleaned by CTA b % gridDim.x.
+// Work items: sequence b has ceil(L / 256) items (256-token splits), numbered in sequence order over the batch
+// (T in all). A CTA turns the items it gets into segments: one sequence and a run of its 64-token blocks. Per
+// segment the producer writes a header into the next Q slot and loads that slot's Q rows (next_n * H) and weights;
+// each block is one key tile, and tile t of the CTA's tile sequence goes to math warpgroup t % M (roles, pipelines
+// and the shared memory map in sm90_mqa_logits_common.cuh, with kNumQ = next_n). The segment holding a sequence's
+// last item also writes the row tails past the last block; sequences without items are cleaned by CTA b % gridDim.x.
 //
+// Dynamic split (B <= kPagedDynamicMaxBatch, T < 2^31, a claim counter passed): the producer warp of every CTA
+// sums the items per sequence into a prefix table in shared memory; CTA c first takes items
+// [c * share, (c + 1) * share), share = 3/4 of T / G, then claims pieces of the rest from claim[0] (atomicAdd), each
+// of (remaining / 2G) items, between 1 and kPagedMaxClaimItems, until the pool is dry. NOTE: the SMs of an H100 do
+// not get equal shares of the HBM bandwidth: with the even static split (every CTA the same item count) the busiest
+// SM ran 8-9% longer than the average one (ncu, perf log dg.indexer v7 follow-up); claims let the faster SMs take
+// more. The last CTA to finish claiming zeroes claim[0..1], so the counter is ready for the next launch on the same
+// stream; the host gives every stream its own counter and every captured call its own (dg/indexer/
+// paged_mqa_logits.py).
+// Static split (larger batches, or no counter): schedule_meta (from smxx_paged_mqa_logits_metadata) gives CTA c
+// the items from row c up to row c + 1.
+
 // Math warpgroups M (kNumMathWarpgroups, 640 threads with four, 384 with two): four whenever next_n * H <= 128
 // (at most 64 accumulators per thread, 104 registers). NOTE: a math warpgroup's tile is a dependent chain (wait,
 // wgmma, head sum, stores); on an H100 four in turn retire tiles 2-4% faster than two (measured on the three
@@ -26,12 +38,13 @@
 // write-back of those dirty lines. One 66-row box per block (keys and scales together, swizzled) was as fast after
 // a clean L2 and 1.5x slower after a dirty one; 8 or 12 stages: within noise (perf log dg.indexer v7).
 //
-// Start-up: the first 32 block ids of the CTA are loaded from its schedule row alone, in parallel with the context
-// length that the walk needs, so the first key tile is requested one memory latency earlier.
+// Start-up (static split): the first 32 block ids of the CTA are loaded from its schedule row alone, in parallel
+// with the context length that the walk needs, so the first key tile is requested one memory latency earlier.
 //
 // Guards (bad values never cause an out-of-bounds access or an endless loop): L is clamped to
 // [0, min(max_context_len, 64 * table_width)]; schedule rows are clamped to [0, B]; the item walk advances the
-// batch index on every segment; a block id outside [0, num_blocks) is replaced by block 0 for the load and flagged
+// batch index on every segment; claimed pieces are clipped to [0, T) and the claim loop ends at the first piece
+// past T; a block id outside [0, num_blocks) is replaced by block 0 for the load and flagged
 // in shared memory, and its tokens get NaN logits, as do positions j <= last that the clamped length excludes.
 #pragma once
 
@@ -115,6 +128,87 @@ DG_DEVICE void fill_tail(float* row, unsigned int from, unsigned int max_context
         row[c] = static_cast<long long>(c) <= last ? quiet_nan() : neg_inf();
 }
 
+// Dynamic split (see the file comment): sequences up to this batch size keep their item prefix sums in shared
+// memory; larger batches take the schedule rows.
+constexpr unsigned int kPagedDynamicMaxBatch = 2048;
+// Most items one claim takes from the shared pool.
+constexpr unsigned int kPagedMaxClaimItems = 8;
+constexpr unsigned int kNoSegment = 0xffffffffu;
+
+// The segment a Q slot holds, written by the producer before it arms the slot's q_full barrier (b = kNoSegment:
+// no more work). 32 bytes per slot.
+struct PagedHeader {
+    unsigned int b, blk_lo, blk_hi, len, owns_tail, pad[3];
+};
+// Work area: the two slots' headers, then prefix[0 .. B] (items before sequence b).
+constexpr unsigned int kPagedWorkBytes = 2 * sizeof(PagedHeader) + align_up(4 * (kPagedDynamicMaxBatch + 1), 16u);
+
+// Items (256-token splits) of a clamped length.
+DG_DEVICE unsigned int paged_items(unsigned int len) { return ceil_div(len, kPagedSplitBlocks * kBlockKV); }
+
+// One warp: prefix[b] = items of sequences 0 .. b - 1 for b = 0 .. B (batch <= kPagedDynamicMaxBatch); returns
+// the total in 64 bits (the table is valid only when it stays below 2^31). NOTE: each lane loads four lengths
+// before the scans, so a batch of up to 128 sequences costs one memory latency.
+DG_DEVICE unsigned long long paged_prefix(const PagedParams& p, unsigned int* prefix, unsigned int lane) {
+    unsigned long long carry = 0;
+    if (lane == 0) prefix[0] = 0;
+    for (unsigned int base = 0; base < p.batch; base += 128) {
+        unsigned int items[4];
+#pragma unroll
+        for (unsigned int i = 0; i < 4; ++i) {
+            const unsigned int b = base + 32 * i + lane;
+            items[i] = b < p.batch ? paged_items(p.clamped_len(b)) : 0u;
+        }
+#pragma unroll
+        for (unsigned int i = 0; i < 4; ++i) {
+            // NOTE: a lane's items stay below 2^23 (lengths below 2^31), so 32 of them fit in 32 bits.
+            unsigned int incl = items[i];
+#pragma unroll
+            for (unsigned int d = 1; d < 32; d *= 2) {
+                const unsigned int v = __shfl_up_sync(0xffffffffu, incl, d);
+                if (lane >= d) incl += v;
+            }
+            const unsigned int b = base + 32 * i + lane;
+            if (b < p.batch) prefix[b + 1] = static_cast<unsigned int>(carry + incl);
+            carry += __shfl_sync(0xffffffffu, incl, 31);
+        }
+    }
+    __syncwarp();
+    return carry;
+}
+
+// Turns items [lo, hi) (0 <= lo < hi <= prefix[B]) into segments, one per sequence, and hands each to `emit`.
+template <typename Emit>
+DG_DEVICE void paged_emit_items(const PagedParams& p, const unsigned int* prefix, unsigned int lo, unsigned int hi,
+                                Emit&& emit) {
+    // Step: the sequence holding item lo: the last b with prefix[b] <= lo (prefix[B] > lo bounds the search).
+    unsigned int l = 0, r = p.batch;
+    while (r - l > 1) {
+        const unsigned int m = (l + r) / 2;
+        if (prefix[m] <= lo) l = m;
+        else r = m;
+    }
+    unsigned int b = l;
+    while (lo < hi && b < p.batch) {
+        const unsigned int first = prefix[b], next = prefix[b + 1];
+        if (next <= lo) {  // a sequence without items
+            ++b;
+            continue;
+        }
+        const unsigned int end = min_of(hi, next);
+        const unsigned int len = p.clamped_len(b);
+        PagedSegment seg;
+        seg.b = b;
+        seg.len = len;
+        seg.blk_lo = (lo - first) * kPagedSplitBlocks;
+        seg.blk_hi = ceil_div(min_of((end - first) * kPagedSplitBlocks * kBlockKV, len), kBlockKV);
+        seg.owns_tail = end == next;
+        emit(seg);
+        lo = end;
+        ++b;
+    }
+}
+
 template <unsigned int kNextN, unsigned int kNumHeads, unsigned int kHeadDim, unsigned int kNumStages,
           unsigned int kNumMathWarpgroups>
 __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
@@ -123,11 +217,12 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
                                    unsigned int num_blocks, const int* __restrict__ context_lens,
                                    const int* __restrict__ block_table, unsigned long long table_stride,
                                    unsigned int table_width, const int* __restrict__ schedule_meta,
-                                   float* __restrict__ out, unsigned long long out_stride, unsigned int batch,
-                                   unsigned int max_context_len, unsigned int clean) {
+                                   unsigned int* __restrict__ claim, float* __restrict__ out,
+                                   unsigned long long out_stride, unsigned int batch, unsigned int max_context_len,
+                                   unsigned int clean) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
     static_assert(kNextN == 1 || kNextN == 2, "next_n must be 1 or 2");
-    using Layout = MqaLayout<kNextN, kNumHeads, kHeadDim, kNumStages>;
+    using Layout = MqaLayout<kNextN, kNumHeads, kHeadDim, kNumStages, 0, kPagedWorkBytes>;
     using Roles = MqaRoles<kNumMathWarpgroups>;
     constexpr unsigned int kNumMathThreads = Roles::kNumMathThreads;
     static_assert(kNumMathWarpgroups == 2 || Layout::kQRows <= 128,
@@ -150,6 +245,7 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
     __syncthreads();
 
     const PagedParams params{context_lens, block_table, table_stride, table_width, batch, max_context_len};
+    PagedHeader* headers = reinterpret_cast<PagedHeader*>(smem + Layout::kWorkOffset);
     const unsigned int role = warpgroup_idx_sync();
 
     if (role == kTmaWarpgroup) {
@@ -164,19 +260,32 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
         // three benchmark cases (perf log dg.indexer v7).
         const unsigned long long policy = ptx::l2_policy_evict_first();
         int* stage_ok = reinterpret_cast<int*>(smem + Layout::kFlagOffset);
+        unsigned int* prefix = reinterpret_cast<unsigned int*>(smem + Layout::kWorkOffset + 2 * sizeof(PagedHeader));
+        // Step: the split. Every CTA takes the same decision from the same arguments (see the file comment).
+        bool dynamic = claim != nullptr && batch <= kPagedDynamicMaxBatch;
+        unsigned long long total = 0;
+        if (dynamic) {
+            total = paged_prefix(params, prefix, lane);
+            dynamic = total < (1ull << 31);
+        }
         PagedWalker walker(schedule_meta, batch);
-        // NOTE: the first block ids are fetched before the first segment is known: they depend only on the
-        // schedule row, so their load overlaps the context-length load that the walker needs (one memory latency
-        // less before the first key tile is requested). Used only if the first segment starts there.
-        const unsigned int pre_b = walker.b, pre_blk = walker.s * kPagedSplitBlocks;
+        // NOTE: with the static split, the first block ids are fetched before the first segment is known: they
+        // depend only on the schedule row, so their load overlaps the context-length load that the walker needs
+        // (one memory latency less before the first key tile is requested). Used only if the first segment
+        // starts there.
+        const unsigned int pre_b = dynamic ? batch : walker.b, pre_blk = walker.s * kPagedSplitBlocks;
         const bool pre_ok = pre_b < batch && pre_blk + lane < table_width;
         const int pre_id = pre_ok ? __ldg(block_table + pre_b * table_stride + pre_blk + lane) : -1;
-        PagedSegment seg;
         unsigned int tile = 0, iter = 0;
-        while (walker.next(params, seg)) {
+
+        // Publishes one segment in the next Q slot (header, Q rows and weights) and loads its key tiles.
+        auto publish = [&](const PagedSegment& seg) {
             const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
             ptx::mbarrier_wait(bars.q_empty + slot, parity ^ 1);
             if (lane == 0) {
+                // NOTE: the header is ordered before the consumers' reads by the barrier's arrive (release) and
+                // their wait (acquire), like the stage flags.
+                headers[slot] = PagedHeader{seg.b, seg.blk_lo, seg.blk_hi, seg.len, seg.owns_tail ? 1u : 0u, {}};
                 ptx::mbarrier_arrive_expect_tx(bars.q_full + slot, Layout::kQSlotBytes + Layout::kWSlotBytes);
                 ptx::tma_load_2d(smem + Layout::kQOffset + slot * Layout::kQSlotBytes, &q_map, bars.q_full + slot, 0,
                                  static_cast<int>(seg.b * kNextN * kNumHeads));
@@ -198,8 +307,6 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
                     const unsigned int stage = tile % kNumStages, phase = (tile / kNumStages) % 2;
                     ptx::mbarrier_wait(bars.k_empty + stage, phase ^ 1);
                     if (lane == 0) {
-                        // NOTE: the flag store is ordered before the consumers' reads by the barrier's
-                        // arrive (release) and their wait (acquire).
                         stage_ok[stage] = ok ? 1 : 0;
                         ptx::mbarrier_arrive_expect_tx(bars.k_full + stage, Layout::kStageTxBytes);
                         ptx::tma_load_3d_hint(smem + Layout::kKOffset + stage * Layout::kKStageBytes, &kv_map,
@@ -211,7 +318,53 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
                 }
             }
             ++iter;
+        };
+
+        if (dynamic) {
+            // Step: the static share: items [c * share, (c + 1) * share) of the T items, share = 3/4 of T / G.
+            const unsigned int num_items = static_cast<unsigned int>(total), ctas = gridDim.x;
+            const unsigned int share = num_items / ctas * 3 / 4;
+            if (share > 0) paged_emit_items(params, prefix, blockIdx.x * share, (blockIdx.x + 1) * share, publish);
+            // Step: the pool [G * share, T), claimed through claim[0] in pieces that shrink with what is left
+            // (remaining / 2G, 1 .. kPagedMaxClaimItems items). NOTE: a claim is made when the previous piece's
+            // last tile has been requested, so a CTA never holds more than its key stages and one piece.
+            const unsigned int pool = ctas * share;
+            unsigned int seen = pool;
+            for (;;) {
+                const unsigned int left = num_items > seen ? num_items - seen : 0u;
+                const unsigned int size = max_of(1u, min_of(left / (2 * ctas), kPagedMaxClaimItems));
+                unsigned int got = 0;
+                if (lane == 0) got = atomicAdd(claim, size);
+                got = __shfl_sync(0xffffffffu, got, 0);
+                // NOTE: 64-bit: after the pool runs dry every CTA's last claim still adds to the counter.
+                const unsigned long long lo = static_cast<unsigned long long>(pool) + got;
+                if (lo >= num_items) break;
+                seen = static_cast<unsigned int>(lo);
+                paged_emit_items(params, prefix, seen, min_of(seen + size, num_items), publish);
+            }
+            // Step: re-arm the counter. The last CTA to finish claiming zeroes it, so the next launch on this
+            // stream (or the next replay of a graph) starts from an empty count. NOTE: every CTA's claims are
+            // ordered before its arrival by the fence, so no claim follows the reset.
+            if (lane == 0) {
+                __threadfence();
+                if (atomicAdd(claim + 1, 1u) == ctas - 1) {
+                    atomicExch(claim, 0u);
+                    atomicExch(claim + 1, 0u);
+                }
+            }
+        } else {
+            PagedSegment seg;
+            while (walker.next(params, seg)) publish(seg);
         }
+
+        // Step: the end of the work: a header without a segment (no bytes: a plain arrive completes the phase).
+        const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
+        ptx::mbarrier_wait(bars.q_empty + slot, parity ^ 1);
+        if (lane == 0) {
+            headers[slot].b = kNoSegment;
+            ptx::mbarrier_arrive(bars.q_full + slot);
+        }
+        __syncwarp();
         return;
     }
 
@@ -227,16 +380,17 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
     // NOTE: descriptors pinned (ptx::smem_desc_pinned): rebuilt from the pointers they cost ~7 instructions a tile.
     const unsigned long long desc_k0 = ptx::smem_desc_pinned(tile_desc<kHeadDim>(smem + Layout::kKOffset));
 
-    PagedWalker walker(schedule_meta, batch);
-    PagedSegment seg;
     unsigned int tile = 0, iter = 0;
-    while (walker.next(params, seg)) {
+    for (;; ++iter) {
         const unsigned int slot = iter % 2, parity = (iter / 2) % 2;
         const unsigned char* q_rows = smem + Layout::kQOffset + slot * Layout::kQSlotBytes;
         const float* w_slot = reinterpret_cast<const float*>(smem + Layout::kWOffset + slot * Layout::kWSlotBytes);
-        const long long raw_len = __ldg(context_lens + seg.b);
         const unsigned long long desc_q = ptx::smem_desc_pinned(tile_desc<kHeadDim>(q_rows));
         ptx::mbarrier_wait(bars.q_full + slot, parity);
+        const PagedHeader& head = headers[slot];
+        if (head.b == kNoSegment) break;
+        const PagedSegment seg{head.b, head.blk_lo, head.blk_hi, head.len, head.owns_tail != 0};
+        const long long raw_len = __ldg(context_lens + seg.b);
 
         for (unsigned int blk = seg.blk_lo; blk < seg.blk_hi; ++blk, ++tile) {
             if (tile % kNumMathWarpgroups != math_idx) continue;
@@ -280,7 +434,6 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
                           clean != 0, math_tid, kNumMathThreads);
         }
         ptx::mbarrier_arrive(bars.q_empty + slot);
-        ++iter;
     }
 
     // Step: sequences without any block (clamped length 0) belong to no segment; CTA b % gridDim.x writes them.
