@@ -57,7 +57,9 @@ def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num
     Work items are splits of ``4 * block_kv`` (256) tokens of one sequence, in (batch, split) order; SM ``s``
     takes the items from row ``s`` up to row ``s + 1`` of the result, and run lengths differ by at most one item.
     Computed on the device by a one-CTA kernel (no host synchronisation); CPU inputs use
-    :func:`dg.indexer.reference.paged_mqa_logits_metadata`.
+    :func:`dg.indexer.reference.paged_mqa_logits_metadata`. :func:`fp8_paged_mqa_logits` launches one CTA per row
+    but the last and follows these rows for batches of more than 2048 sequences; smaller batches claim their items
+    at run time (the SMs' memory bandwidth differs, so equal item counts do not take equal times).
 
     Args:
         context_lens: INT32 ``[B]`` contiguous context lengths (negative values count as 0).
@@ -199,7 +201,8 @@ def fp8_paged_mqa_logits(
         block_table: INT32 ``[B, max_blocks]`` with ``stride(1) == 1`` (any row pitch); the first
             ``ceil(context_lens[b] / 64)`` entries of row ``b`` must be valid block ids.
         schedule_meta: INT32 ``[num_sms + 1, 2]`` from :func:`get_paged_mqa_logits_metadata` with ``block_kv=64``
-            on the same ``context_lens``; the kernel launches ``num_sms`` CTAs.
+            on the same ``context_lens``; the kernel launches ``num_sms`` CTAs, which follow its rows for batches
+            of more than 2048 sequences and otherwise split the items among themselves at run time.
         max_context_len: number of output columns, ``>= max(context_lens)``.
         clean_logits: write ``-inf`` at every position past the last valid one (fused into the kernel); when
             false those positions are unspecified.

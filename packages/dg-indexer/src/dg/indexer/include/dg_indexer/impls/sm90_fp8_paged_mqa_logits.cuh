@@ -131,8 +131,10 @@ DG_DEVICE void fill_tail(float* row, unsigned int from, unsigned int max_context
 // Dynamic split (see the file comment): sequences up to this batch size keep their item prefix sums in shared
 // memory; larger batches take the schedule rows.
 constexpr unsigned int kPagedDynamicMaxBatch = 2048;
-// Most items one claim takes from the shared pool.
+// Most items one claim takes from the shared pool, and the static share of each CTA in eighths of T / G.
 constexpr unsigned int kPagedMaxClaimItems = 8;
+constexpr unsigned int kPagedStaticEighths = 6;
+constexpr unsigned int kPagedClaimDivisor = 2;  // a claim takes remaining / (kPagedClaimDivisor * G) items
 constexpr unsigned int kNoSegment = 0xffffffffu;
 
 // The segment a Q slot holds, written by the producer before it arms the slot's q_full barrier (b = kNoSegment:
@@ -323,7 +325,7 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
         if (dynamic) {
             // Step: the static share: items [c * share, (c + 1) * share) of the T items, share = 3/4 of T / G.
             const unsigned int num_items = static_cast<unsigned int>(total), ctas = gridDim.x;
-            const unsigned int share = num_items / ctas * 3 / 4;
+            const unsigned int share = num_items / ctas * kPagedStaticEighths / 8;
             if (share > 0) paged_emit_items(params, prefix, blockIdx.x * share, (blockIdx.x + 1) * share, publish);
             // Step: the pool [G * share, T), claimed through claim[0] in pieces that shrink with what is left
             // (remaining / 2G, 1 .. kPagedMaxClaimItems items). NOTE: a claim is made when the previous piece's
@@ -332,7 +334,7 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
             unsigned int seen = pool;
             for (;;) {
                 const unsigned int left = num_items > seen ? num_items - seen : 0u;
-                const unsigned int size = max_of(1u, min_of(left / (2 * ctas), kPagedMaxClaimItems));
+                const unsigned int size = max_of(1u, min_of(left / (kPagedClaimDivisor * ctas), kPagedMaxClaimItems));
                 unsigned int got = 0;
                 if (lane == 0) got = atomicAdd(claim, size);
                 got = __shfl_sync(0xffffffffu, got, 0);
