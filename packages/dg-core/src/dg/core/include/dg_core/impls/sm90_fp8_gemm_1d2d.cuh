@@ -263,6 +263,25 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         // NOTE: SFB rows are addressed by 32-bit element offsets (ceil(N/128) * ceil(K/128) < 2^32), which keeps
         // two registers per row pointer free for the accumulators.
         auto sfb_row = [&](unsigned int row) { return min_of(row, num_sfb_rows - 1) * num_k_blocks; };
+        // A tile's SFB row offsets, one per 128-wide SFB block its columns touch (two; three for a 176-wide
+        // tile), and the values of one K block for them (b2 stays 0 unless the tile touches three blocks).
+        struct SfbRows {
+            unsigned int r0, r1, r2;
+        };
+        struct SfbVals {
+            float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f;
+        };
+        auto sfb_rows_of = [&](const sched::Tile& t) {
+            return SfbRows{sfb_row(t.sfb_row), sfb_row(t.sfb_row + 1),
+                           Cfg::kSfbBlocks == 3 ? sfb_row(t.sfb_row + 2) : 0u};
+        };
+        auto load_sfb = [&](const SfbRows& rows, unsigned int kb) {
+            SfbVals v;
+            v.b0 = __ldg(sfb + rows.r0 + kb);
+            v.b1 = __ldg(sfb + rows.r1 + kb);
+            if constexpr (Cfg::kSfbBlocks == 3) v.b2 = __ldg(sfb + rows.r2 + kb);
+            return v;
+        };
         // Which 128-wide SFB block(s) a tile's columns fall in: columns before group `split_group` use block
         // sfb_row, the rest block sfb_row + 1 (clamped so a tile at the N edge never reads past the tensor; those
         // columns are clipped on store anyway).
@@ -381,14 +400,13 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             // combine and epilogue, so the tensor cores work through them. Each wgmma issue sits in straight-line
             // code or an unconditional loop body (a wgmma under a data-dependent branch makes ptxas serialise
             // all of them, C7518); after the last tile a drain-only half on stage 0 keeps that true.
-            float sa0 = 0.0f, sa1 = 0.0f, sb0 = 0.0f, sb1 = 0.0f, sb2 = 0.0f;
+            float sa0 = 0.0f, sa1 = 0.0f;
+            SfbVals sb;
             // Issues the first half of t's first K block (real == false: the drain-only half).
             auto issue_first = [&](const sched::Tile& t, bool real) {
                 const unsigned int stage = real ? delivered % kNumStages : 0u;
                 if (real) {
-                    sb0 = __ldg(sfb + sfb_row(t.sfb_row) + t.kb_begin);
-                    sb1 = __ldg(sfb + sfb_row(t.sfb_row + 1) + t.kb_begin);
-                    if constexpr (Cfg::kSfbBlocks == 3) sb2 = __ldg(sfb + sfb_row(t.sfb_row + 2) + t.kb_begin);
+                    sb = load_sfb(sfb_rows_of(t), t.kb_begin);
                     ptx::mbarrier_wait(&full_bar[stage], (delivered / kNumStages) & 1u);
                     const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
                     sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
@@ -400,16 +418,14 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             while (have) {
                 const unsigned int n_col0 = tile.n_block * BLOCK_N;
                 const unsigned int split_group = split_group_of(n_col0);
-                const unsigned int sfb0 = sfb_row(tile.sfb_row), sfb1 = sfb_row(tile.sfb_row + 1);
-                const unsigned int sfb2 = Cfg::kSfbBlocks == 3 ? sfb_row(tile.sfb_row + 2) : 0u;
+                const SfbRows rows = sfb_rows_of(tile);
 #pragma unroll
                 for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
                 unsigned int seq = delivered;
                 // All K blocks but the last: finish the halves, then issue the next block's first half.
                 for (unsigned int kb = tile.kb_begin; kb + 1 < tile.kb_end; ++kb, ++seq) {
                     const unsigned int stage = seq % kNumStages;
-                    const float nb0 = __ldg(sfb + sfb0 + kb + 1), nb1 = __ldg(sfb + sfb1 + kb + 1);
-                    const float nb2 = Cfg::kSfbBlocks == 3 ? __ldg(sfb + sfb2 + kb + 1) : 0.0f;
+                    const SfbVals nb = load_sfb(rows, kb + 1);
                     const unsigned int next_stage = (seq + 1) % kNumStages;
                     float na0 = 0.0f, na1 = 0.0f;
 #pragma unroll
@@ -425,11 +441,11 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                             na0 = ptx::ld_shared_f32(sfa), na1 = ptx::ld_shared_f32(sfa + 8);
                         }
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1, sb2);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb.b0, sb.b1, sb.b2);
                         if (h + 1 < kNumHalves) issue_half(stage, h + 1);
                     }
                     sa0 = na0, sa1 = na1;
-                    sb0 = nb0, sb1 = nb1, sb2 = nb2;
+                    sb = nb;
                     issue_half(next_stage, 0);
                 }
                 // The last K block, then the next tile's first half, then this tile's combine and epilogue.
@@ -438,7 +454,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 #pragma unroll
                     for (unsigned int h = 0; h < kNumHalves; ++h) {
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1, sb2);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb.b0, sb.b1, sb.b2);
                         if (h + 1 < kNumHalves) issue_half(stage, h + 1);
                     }
                 }
@@ -466,23 +482,16 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             while (scheduler.next(tile)) {
                 const unsigned int n_col0 = tile.n_block * BLOCK_N;
                 const unsigned int split_group = split_group_of(n_col0);
-                const unsigned int sfb0 = sfb_row(tile.sfb_row), sfb1 = sfb_row(tile.sfb_row + 1);
+                const SfbRows rows = sfb_rows_of(tile);
 #pragma unroll
                 for (unsigned int i = 0; i < Mma::kNumAccum; ++i) accum[i] = 0.0f;
-                const unsigned int sfb2 = Cfg::kSfbBlocks == 3 ? sfb_row(tile.sfb_row + 2) : 0u;
-                float sb0 = 0.0f, sb1 = 0.0f, sb2 = 0.0f;
-                if (tile.kb_begin + way < tile.kb_end) {
-                    sb0 = __ldg(sfb + sfb0 + tile.kb_begin + way);
-                    sb1 = __ldg(sfb + sfb1 + tile.kb_begin + way);
-                    if constexpr (Cfg::kSfbBlocks == 3) sb2 = __ldg(sfb + sfb2 + tile.kb_begin + way);
-                }
+                SfbVals sb;
+                if (tile.kb_begin + way < tile.kb_end) sb = load_sfb(rows, tile.kb_begin + way);
                 for (unsigned int kb = tile.kb_begin + way; kb < tile.kb_end; kb += kKWays) {
                     const unsigned int seq = delivered + (kb - tile.kb_begin);
                     const unsigned int stage = seq % kNumStages, phase = (seq / kNumStages) & 1u;
                     const unsigned int kb_next = min_of(kb + kKWays, tile.kb_end - 1);
-                    const float nb0 = __ldg(sfb + sfb0 + kb_next);
-                    const float nb1 = __ldg(sfb + sfb1 + kb_next);
-                    const float nb2 = Cfg::kSfbBlocks == 3 ? __ldg(sfb + sfb2 + kb_next) : 0.0f;
+                    const SfbVals nb = load_sfb(rows, kb_next);
                     ptx::mbarrier_wait(&full_bar[stage], phase);
                     const float* sfa = smem_sfa(stage) + rg * 64 + row_in_wg;
                     const float sa0 = ptx::ld_shared_f32(sfa), sa1 = ptx::ld_shared_f32(sfa + 8);
@@ -490,9 +499,9 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     for (unsigned int h = 0; h < kNumHalves; ++h) {
                         issue_half(stage, h);
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb0, sb1, sb2);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb.b0, sb.b1, sb.b2);
                     }
-                    sb0 = nb0, sb1 = nb1, sb2 = nb2;
+                    sb = nb;
                 }
                 delivered += tile.kb_end - tile.kb_begin;
                 if (combine(tile)) store_tile(tile);

@@ -270,14 +270,9 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
             total = paged_prefix(params, prefix, lane);
             dynamic = total < (1ull << 31);
         }
-        PagedWalker walker(schedule_meta, batch);
-        // NOTE: with the static split, the first block ids are fetched before the first segment is known: they
-        // depend only on the schedule row, so their load overlaps the context-length load that the walker needs
-        // (one memory latency less before the first key tile is requested). Used only if the first segment
-        // starts there.
-        const unsigned int pre_b = dynamic ? batch : walker.b, pre_blk = walker.s * kPagedSplitBlocks;
-        const bool pre_ok = pre_b < batch && pre_blk + lane < table_width;
-        const int pre_id = pre_ok ? __ldg(block_table + pre_b * table_stride + pre_blk + lane) : -1;
+        // Block ids fetched before the first segment is known (static split only, see below).
+        unsigned int pre_b = batch, pre_blk = 0;
+        int pre_id = -1;
         unsigned int tile = 0, iter = 0;
 
         // Publishes one segment in the next Q slot (header, Q rows and weights) and loads its key tiles.
@@ -355,6 +350,15 @@ __global__ void __launch_bounds__(MqaRoles<kNumMathWarpgroups>::kNumThreads, 1)
                 }
             }
         } else {
+            // NOTE: the schedule rows are read only here: in the dynamic split their load would put one more
+            // memory latency before the first key tile. The first block ids are fetched before the first segment
+            // is known: they depend only on the schedule row, so their load overlaps the context-length load
+            // that the walker needs. Used only if the first segment starts there.
+            PagedWalker walker(schedule_meta, batch);
+            pre_b = walker.b;
+            pre_blk = walker.s * kPagedSplitBlocks;
+            if (pre_b < batch && pre_blk + lane < table_width)
+                pre_id = __ldg(block_table + pre_b * table_stride + pre_blk + lane);
             PagedSegment seg;
             while (walker.next(params, seg)) publish(seg);
         }
