@@ -47,11 +47,15 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_import_creates_no_cuda_context():
+    # NOTE: some torch builds map libcuda.so on `import torch` already (seen on an H100 host with torch 2.11): the
+    # check is that importing dg.core adds neither the driver nor a CUDA context to what torch's import did.
     code = """
-        import dg.core, torch
+        import torch
+        torch_loaded_driver = "libcuda.so" in open("/proc/self/maps").read()
+        import dg.core
         assert not torch.cuda.is_initialized(), "importing dg.core initialised CUDA"
         maps = open("/proc/self/maps").read()
-        assert "libcuda.so" not in maps, "importing dg.core loaded the CUDA driver"
+        assert torch_loaded_driver or "libcuda.so" not in maps, "importing dg.core loaded the CUDA driver"
         print("ok")
     """
     r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
