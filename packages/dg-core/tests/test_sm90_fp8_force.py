@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
     int m = std::atoi(argv[1]), n = std::atoi(argv[2]), k = std::atoi(argv[3]);
     Sm90Fp8Kind kind = std::atoi(argv[4]) == 0 ? Sm90Fp8Kind::k1D2D : Sm90Fp8Kind::k1D1D;
     Sm90Fp8Config c = choose_sm90_fp8_config(kind, m, n, k, 132, 232448);
-    std::printf("%d %d %d %d %d %d\n", c.block_n, c.stages, c.cluster_m, c.num_ctas, c.chunk_n, c.smem_bytes);
+    std::printf("%d %d %d %d %d %d %d\n", c.block_n, c.stages, c.cluster_m, c.num_ctas, c.chunk_n, c.smem_bytes,
+                c.pipeline);
 }
 """
 
@@ -53,8 +54,9 @@ def run(exe, force, m, n, k, kind=0):
 
 def test_unset_and_empty_keep_the_model(exe):
     base, _ = run(exe, None, 4096, 4096, 7168)
-    assert base[:4] == (256, 3, 2, 132)  # two-half 256-wide tiles, B multicast to a cluster of 2
-    assert run(exe, None, 4096, 7168, 16384)[0][:4] == (256, 3, 2, 132)
+    # two-half 256-wide tiles, B multicast to a cluster of 2, 4 stages (output ring), epilogue-first loop
+    assert base[:4] == (256, 4, 2, 132) and base[6] == 1
+    assert run(exe, None, 4096, 7168, 16384)[0][:4] == (256, 4, 2, 132)
     assert run(exe, None, 4096, 2112, 7168)[0][:4] == (176, 4, 1, 132)  # 12 x 32 tiles, single pass, unicast
     assert run(exe, None, 4096, 4224, 16384)[0][:4] == (128, 5, 2, 132)  # multicast at long K (128 wide: 8 waves)
     assert run(exe, None, 4096, 4224, 7168)[0][:4] == (128, 5, 1, 132)  # ... not below K = 12288
@@ -63,11 +65,11 @@ def test_unset_and_empty_keep_the_model(exe):
 
 
 def test_forced_fields_replace_the_model(exe):
-    bn, stages, cl, ctas, chunk, smem = run(exe, "128,0,2", 4096, 4096, 7168)[0]
+    bn, stages, cl, ctas, chunk, smem, _ = run(exe, "128,0,2", 4096, 4096, 7168)[0]
     assert (bn, stages, cl, ctas) == (128, 5, 2, 132)
-    bn, stages, cl, ctas, chunk, smem = run(exe, "160,4,2,128", 4096, 4096, 7168)[0]
+    bn, stages, cl, ctas, chunk, smem, _ = run(exe, "160,4,2,128", 4096, 4096, 7168)[0]
     assert (bn, stages, cl, ctas, chunk) == (160, 4, 2, 128, 32) and smem <= 232448
-    bn, stages, cl, ctas, chunk, _ = run(exe, "32,0,1", 64, 2112, 7168)[0]
+    bn, stages, cl, ctas, chunk, _, _ = run(exe, "32,0,1", 64, 2112, 7168)[0]
     assert (bn, cl, ctas, chunk) == (32, 1, 66, 32) and stages == 16
 
 
@@ -85,3 +87,25 @@ def test_illegal_force_falls_back_with_a_message(exe, force):
 
 def test_1d1d_ignores_the_knob(exe):
     assert run(exe, "32,0,1", 4096, 4096, 7168, kind=1)[0] == run(exe, None, 4096, 4096, 7168, kind=1)[0]
+
+
+def test_loop_field_and_the_ring_stage_count(exe):
+    # Seventh field: 1 + the main-loop variant; 256-wide tiles forced without a stage count get the ring's fourth
+    # stage, a forced third stage keeps the whole output tile.
+    got, err = run(exe, "0,0,0,0,0,0,3", 4096, 4096, 7168)
+    assert got[:4] == (256, 4, 2, 132) and got[6] == 2 and not err
+    got, _ = run(exe, "256,3,2,0,0,0,1", 4096, 32768, 512)
+    assert got[:3] == (256, 3, 2) and got[6] == 0 and got[5] <= 232448
+    got, _ = run(exe, "256,0,1", 512, 2112, 1536)
+    assert got[:3] == (256, 4, 1) and got[5] <= 232448
+    got, err = run(exe, "0,0,0,0,0,0,9", 4096, 4096, 7168)
+    assert "cannot run" in err and got == run(exe, None, 4096, 4096, 7168)[0]
+
+
+def test_forced_two_half_tile_drops_the_models_k_ways(exe):
+    # 64x7168x16384: the model runs 64 x 64 tiles with two K ways; a forced 256-wide tile (two halves) takes one K
+    # way instead of a configuration the kernel cannot compile; an explicit K-way count with it is rejected.
+    got, err = run(exe, "256,0,1", 64, 7168, 16384)
+    assert got[0] == 256 and not err
+    got, err = run(exe, "256,0,1,0,2", 64, 7168, 16384)
+    assert "cannot run" in err and got == run(exe, None, 64, 7168, 16384)[0]

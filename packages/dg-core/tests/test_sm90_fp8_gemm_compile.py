@@ -42,6 +42,8 @@ INSTANCES = [
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 1"),  # pipelined, epilogue before the next tile's wgmma
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 0"),  # plain per-tile loop
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 2, 64, 16, 1, 1"),  # two halves, B multicast to a cluster of 2
+    ("sm90_fp8_gemm_1d2d", "128, 256, 4, 2, 64, 16, 1, 1"),  # 4 stages: output through a ring of two chunks
+    ("sm90_fp8_gemm_1d2d", "128, 256, 4, 1, 64, 16"),  # the ring with the early-issue loop
     ("sm90_fp8_gemm_1d2d", "64, 16, 16, 1, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 96, 10, 1, 32, 16"),
     ("sm90_fp8_gemm_1d2d", "64, 64, 13, 1, 64, 16"),
@@ -126,6 +128,42 @@ def test_static_asserts_reject_bad_configs(tmp_path, stem, args, message):
     r = _compile(tmp_path, stem, args, "-cubin", "-o", str(tmp_path / "k.cubin"))
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
+
+
+SMEM_MIRROR_MAIN = r"""
+#include <dg_core/impls/sm90_fp8_gemm_1d2d.cuh>
+#include "sm90_fp8.hpp"
+#include <cstdio>
+template <unsigned int BM, unsigned int BN, unsigned int S, unsigned int CH, unsigned int W>
+void row() {
+    using C = dg::Sm90Fp8Gemm1d2dConfig<BM, BN, S, 1, CH, W>;
+    const int host = dg::heuristics::sm90_fp8_smem_bytes(dg::heuristics::Sm90Fp8Kind::k1D2D, BM, BN, S, W, CH);
+    std::printf("%u %u %u %d %u %d\n", BM, BN, S, int(C::kDRing), C::kSmemBytes, host);
+}
+int main() {
+    row<128, 256, 3, 64, 1>(); row<128, 256, 4, 64, 1>(); row<128, 192, 4, 64, 1>(); row<128, 176, 4, 16, 1>();
+    row<128, 176, 5, 16, 1>(); row<128, 128, 5, 64, 1>(); row<128, 160, 5, 32, 1>(); row<64, 16, 16, 16, 3>();
+    row<64, 64, 12, 64, 2>(); row<128, 16, 11, 16, 2>(); row<64, 128, 4, 64, 1>();
+}
+"""
+
+
+@needs_nvcc
+def test_host_shared_memory_mirrors_the_kernel_layout(tmp_path):
+    # The launcher requests sm90_fp8_smem_bytes(); the kernel lays out Cfg::kSmemBytes (and decides on the output
+    # ring by itself): both must agree for every kind of tile, with and without the ring.
+    (tmp_path / "mirror.cu").write_text(SMEM_MIRROR_MAIN)
+    exe = tmp_path / "mirror"
+    r = subprocess.run([NVCC, "-std=c++20", f"-I{INCLUDE}", f"-I{HEURISTICS.parent}", "-diag-suppress", "177",
+                        str(tmp_path / "mirror.cu"), "-o", str(exe)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = [list(map(int, line.split())) for line in subprocess.run([str(exe)], capture_output=True, text=True,
+                                                                     check=True).stdout.splitlines()]
+    assert len(rows) == 11
+    for bm, bn, stages, ring, kernel, host in rows:
+        assert kernel == host and kernel <= 232448, (bm, bn, stages, ring, kernel, host)
+    rings = {(bm, bn, stages) for bm, bn, stages, ring, _, _ in rows if ring}
+    assert rings == {(128, 256, 4), (128, 176, 5)}
 
 
 HEURISTIC_MAIN = r"""

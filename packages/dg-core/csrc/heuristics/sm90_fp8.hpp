@@ -62,16 +62,25 @@ inline int ceil_div_i(int64_t a, int64_t b) {
     return static_cast<int>((a + b - 1) / b);
 }
 
-// Shared memory of one CTA; mirrors Sm90Fp8Gemm1d2dConfig / Sm90Fp8Gemm1d1dConfig::kSmemBytes.
-inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int stages, int k_ways = 1) {
+// Shared memory of one CTA; mirrors Sm90Fp8Gemm1d2dConfig / Sm90Fp8Gemm1d1dConfig::kSmemBytes. 1D2D with one K way
+// and `chunk_n` given: when the whole output tile does not fit beside the stages in the SM90 budget (232448
+// bytes), the kernel stages its output through a ring of two chunk_n-column chunks instead (Cfg::kDRing).
+inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int stages, int k_ways = 1,
+                               int chunk_n = 0) {
     const int out_elem = kind == Sm90Fp8Kind::k1D2D ? 2 : 4;
-    const int d_bytes = (block_m * block_n * out_elem + 1023) / 1024 * 1024;
+    int d_bytes = (block_m * block_n * out_elem + 1023) / 1024 * 1024;
     int stage = block_m * kBlockK + block_n * kBlockK + block_m * 4;
     if (kind == Sm90Fp8Kind::k1D1D) stage += (block_n * 4 + 127) / 128 * 128;  // 128-byte aligned TMA slot
+    int slack = 1024;  // alignment slack for the 1024-byte aligned base (none with the ring)
+    if (kind == Sm90Fp8Kind::k1D2D && k_ways == 1 && chunk_n > 0 &&
+        (d_bytes + stages * stage + 7) / 8 * 8 + stages * 16 + 16 + 1024 > 232448) {
+        d_bytes = 2 * block_m * chunk_n * out_elem;
+        slack = 0;
+    }
     const int bars = (d_bytes + stages * stage + 7) / 8 * 8 + stages * 16;
     if (k_ways > 1)  // + split-K flags, 128-byte aligned K-way hand-off, alignment slack
         return (bars + 16 + 127) / 128 * 128 + (k_ways - 1) * block_m * block_n * 4 + 1024;
-    return bars + 16 + 1024;  // + split-K flags + alignment slack
+    return bars + 16 + slack;  // + split-K flags + alignment slack
 }
 
 // A single-pass tile (BLOCK_N <= 176) may cover at most two 128-wide SFB blocks (1D2D): BLOCK_N <= 128 +
@@ -96,6 +105,7 @@ inline bool sfb_straddle_ok(int block_n) {
 inline bool k_ways_ok(int block_m, int block_n, int k_ways) {
     const int math_wg = block_m / 64 * k_ways;
     if (k_ways < 1 || math_wg > 4) return false;
+    if (k_ways > 1 && block_n > 176) return false;  // two-half tiles (192, 256) run one K way
     return math_wg <= 2 || block_n <= (math_wg == 3 ? 64 : 32);
 }
 
@@ -110,9 +120,11 @@ inline int pick_chunk_n(Sm90Fp8Kind kind, int block_n, int head_left, int head_r
     return 0;
 }
 
-inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int smem_limit, int k_ways = 1) {
+// `chunk_n` > 0 lets the count grow past what fits beside a whole staged output tile (the output ring).
+inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int smem_limit, int k_ways = 1,
+                          int chunk_n = 0) {
     int stages = std::min(kMaxStages, std::max(2, ceil_div_i(k, kBlockK)));
-    while (stages > 2 && sm90_fp8_smem_bytes(kind, block_m, block_n, stages, k_ways) > smem_limit) --stages;
+    while (stages > 2 && sm90_fp8_smem_bytes(kind, block_m, block_n, stages, k_ways, chunk_n) > smem_limit) --stages;
     return stages;
 }
 
@@ -162,21 +174,31 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
         c.block_n = block_n;
         c.k_ways = kind == Sm90Fp8Kind::k1D2D && splits == 1 ? small_m_k_ways(m, block_m, block_n, num_k_blocks) : 1;
         c.chunk_n = pick_chunk_n(kind, block_n, head_left, head_right);
-        c.stages = max_stages_for(kind, block_m, block_n, k, smem_limit, c.k_ways);
+        // NOTE: 128 x 256 tiles (1D2D, one K way) take a fourth stage, staging their output through a ring of two
+        // 64-column chunks (Cfg::kDRing) instead of the whole 64 KiB tile. Measured (H100, API, settled card, us,
+        // 3 -> 4 stages, both with the epilogue first): 4096x4096x7168 179.5 -> 177.3, 4096x24576x1536 254.8 ->
+        // 251.2, 4096x7168x2048 101.5 -> 100.5, 4096x32768x512 equal. The 176-wide tile keeps 4 stages (5 with
+        // the ring: 113.4 against 108.4 us).
+        const bool ring = kind == Sm90Fp8Kind::k1D2D && block_n == 256 && c.k_ways == 1;
+        c.stages = max_stages_for(kind, block_m, block_n, k, smem_limit, c.k_ways, ring ? c.chunk_n : 0);
         // NOTE: measured (H100, harness, M = 4096, against the plain loop): early issue 2.5-4.5% faster at
         // K >= 7168 but 1-7.5% slower at K = 1536 and 512 (the wait for the next tile's first stage, few stages
         // ahead of a new tile's loads, then sits before the epilogue; with the next stage's wait moved off the
         // critical path (perf log v24) still 5-9% slower at K = 1536 / 2048); pipelined with the epilogue first 3%
         // faster at K = 1536 and 2048, and since the multicast 256-wide tiles and v24 also at K = 512 (4 K blocks
         // per tile: 4096x32768x512 165 -> 148 us; it was 10% slower with the unicast tiles before).
+        // NOTE (M > 128): since the next stage's wait left the critical path (perf log v24), the epilogue-first
+        // order also wins at long K (API, settled card, us, early issue -> epilogue first): 4096x4096x7168 191.0 ->
+        // 179.5, 4096x7168x16384 694.7 -> 672.9 (4 stages), 4096x2112x7168 113.2 -> 108.4 (perf log v28).
         const int tile_k_blocks = ceil_div_i(num_k_blocks, splits);
-        c.pipeline = c.k_ways > 1 || tile_k_blocks >= 32 ? 2 : (tile_k_blocks >= 4 ? 1 : 0);
+        const int long_k_pipeline = m > 128 ? 1 : 2;
+        c.pipeline = c.k_ways > 1 ? 2 : (tile_k_blocks >= 32 ? long_k_pipeline : (tile_k_blocks >= 4 ? 1 : 0));
         c.cluster_m = multicast ? 2 : 1;
         c.num_splits = splits;
         const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n) * splits;
         c.num_ctas = static_cast<int>(std::min<int64_t>(units, num_sms));
         if (multicast) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
-        c.smem_bytes = sm90_fp8_smem_bytes(kind, block_m, block_n, c.stages, c.k_ways);
+        c.smem_bytes = sm90_fp8_smem_bytes(kind, block_m, block_n, c.stages, c.k_ways, c.chunk_n);
         c.threads = 128 * (block_m / 64 * c.k_ways + 1);
         return c;
     };
@@ -262,11 +284,14 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
 // the config unchanged when the variable is unset or the forced config cannot run (the reason goes to stderr);
 // a forced cluster of 2 is dropped when BLOCK_N / 2 is not a multiple of 8 or the M blocks are odd.
 struct Sm90Fp8Force {
-    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0, block_m = 0;
-    bool any() const { return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0 || k_ways > 0 || block_m > 0; }
+    // loop: 1 + the main-loop variant (kPipeline: 0 plain, 1 pipelined with the epilogue first, 2 early issue).
+    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0, block_m = 0, loop = 0;
+    bool any() const {
+        return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0 || k_ways > 0 || block_m > 0 || loop > 0;
+    }
     bool operator==(const Sm90Fp8Force& o) const {
         return block_n == o.block_n && stages == o.stages && cluster_m == o.cluster_m && ctas == o.ctas &&
-               k_ways == o.k_ways && block_m == o.block_m;
+               k_ways == o.k_ways && block_m == o.block_m && loop == o.loop;
     }
 };
 
@@ -274,7 +299,8 @@ inline Sm90Fp8Force sm90_fp8_force_from_env() {
     Sm90Fp8Force f;
     const char* v = std::getenv("DG_SM90_FP8_FORCE");
     if (v == nullptr || v[0] == '\0') return f;
-    std::sscanf(v, "%d,%d,%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas, &f.k_ways, &f.block_m);
+    std::sscanf(v, "%d,%d,%d,%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas, &f.k_ways, &f.block_m,
+                &f.loop);
     return f;
 }
 
@@ -287,21 +313,28 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     if (f.block_m > 0) c.block_m = f.block_m;
     if (f.cluster_m > 0) c.cluster_m = f.cluster_m;
     if (f.k_ways > 0) c.k_ways = f.k_ways;
+    // The model's K ways were chosen for its own tile: keep the most a forced tile allows (an explicit K-way
+    // count is kept as given and rejected below if illegal).
+    while (f.k_ways == 0 && c.k_ways > 1 && !k_ways_ok(c.block_m, c.block_n, c.k_ways)) --c.k_ways;
     if (c.k_ways > 1) c.pipeline = 2;
+    if (f.loop > 0) c.pipeline = f.loop - 1;
     c.chunk_n = pick_chunk_n(kind, c.block_n, head_left, head_right);
-    c.stages = f.stages > 0 ? f.stages : max_stages_for(kind, c.block_m, c.block_n, k, smem_limit, c.k_ways);
+    const bool ring = kind == Sm90Fp8Kind::k1D2D && c.block_n == 256 && c.k_ways == 1;  // as in the model
+    c.stages = f.stages > 0 ? f.stages
+                            : max_stages_for(kind, c.block_m, c.block_n, k, smem_limit, c.k_ways, ring ? c.chunk_n : 0);
     const int num_m_blocks = ceil_div_i(m, c.block_m);
     if (c.cluster_m == 2 && ((c.block_n / 2) % 8 != 0 || num_m_blocks % 2 != 0)) c.cluster_m = 1;
-    c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways);
+    c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
     c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
     const bool ok = (c.block_m == 64 || c.block_m == 128) && k_ways_ok(c.block_m, c.block_n, c.k_ways) &&
                     c.block_n % 8 == 0 && c.block_n >= 8 && c.block_n <= 256 && c.chunk_n > 0 &&
                     (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) && c.stages >= 2 &&
-                    c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) && c.num_splits == 1;
+                    c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) && c.num_splits == 1 &&
+                    c.pipeline >= 0 && c.pipeline <= 2 && (c.k_ways == 1 || c.pipeline == 2);
     if (!ok) {
         std::fprintf(stderr,
-                     "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
-                     f.block_n, f.stages, f.cluster_m, f.ctas, f.k_ways, f.block_m, m, n, k);
+                     "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
+                     f.block_n, f.stages, f.cluster_m, f.ctas, f.k_ways, f.block_m, f.loop, m, n, k);
         return base;
     }
     const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, c.block_n);

@@ -87,14 +87,27 @@ struct Sm90Fp8Gemm1d2dConfig {
     static constexpr unsigned int kTileABytes = BLOCK_M * mma::kBlockK;
     static constexpr unsigned int kTileBBytes = BLOCK_N * mma::kBlockK;
     static constexpr unsigned int kSfaBytes = BLOCK_M * 4;
-    static constexpr unsigned int kDBytes = BLOCK_M * BLOCK_N * 2;
+    // Output staging: the whole BLOCK_M x BLOCK_N tile, or (kDRing) a ring of two kChunkN-column chunks when the
+    // whole tile does not fit beside the stages (e.g. 128 x 256 with 4 stages): each warpgroup then writes and
+    // stores its rows chunk by chunk, waiting before it rewrites a slot until the store two chunks back has read it.
+    static constexpr unsigned int kChunkBytes = BLOCK_M * kChunkN * 2;
+    static constexpr bool kDRing =
+        kKWays == 1 && align_up(align_up(BLOCK_M * BLOCK_N * 2, 1024u) +
+                                    kNumStages * (kTileABytes + kTileBBytes + kSfaBytes), 8u) +
+                               kNumStages * 16 + 16 + 1024 >
+                           232448;
+    static constexpr unsigned int kDBytes = kDRing ? 2 * kChunkBytes : BLOCK_M * BLOCK_N * 2;
     static constexpr unsigned int kOffA = align_up(kDBytes, 1024u);
     static constexpr unsigned int kOffB = kOffA + kNumStages * kTileABytes;
     static constexpr unsigned int kOffSfa = kOffB + kNumStages * kTileBBytes;
     static constexpr unsigned int kOffBar = align_up(kOffSfa + kNumStages * kSfaBytes, 8u);
     static constexpr unsigned int kOffFlags = kOffBar + kNumStages * 2 * 8;  // one word per math warpgroup
     static constexpr unsigned int kOffRed = kKWays > 1 ? align_up(kOffFlags + 16, 128u) : kOffFlags + 16;
-    static constexpr unsigned int kSmemBytes = kOffRed + (kKWays - 1) * BLOCK_M * BLOCK_N * 4 + 1024;  // + slack
+    // + alignment slack for the 1024-byte aligned base; none with the ring, which is used exactly when the budget
+    // is tight (the kernel then traps unless the runtime's dynamic shared memory base is 1024-byte aligned, as it
+    // is on SM90 without static shared memory).
+    static constexpr unsigned int kSlack = kDRing ? 0 : 1024;
+    static constexpr unsigned int kSmemBytes = kOffRed + (kKWays - 1) * BLOCK_M * BLOCK_N * 4 + kSlack;
 
     static constexpr unsigned int gcd128(unsigned int x) {
         return x % 128 == 0 ? 128 : (x % 64 == 0 ? 64 : (x % 32 == 0 ? 32 : (x % 16 == 0 ? 16 : 8)));
@@ -138,6 +151,9 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
     using HalfMma = ptx::WgmmaFp8<kHalfN>;
 
     extern __shared__ __align__(1024) unsigned char smem_raw[];
+    if constexpr (Cfg::kSlack == 0) {
+        if (ptx::smem_addr(smem_raw) % 1024 != 0) __trap();
+    }
     unsigned char* smem = align_smem_1024(smem_raw);
     unsigned char* smem_d = smem;
     auto smem_a = [&](unsigned int s) { return smem + Cfg::kOffA + s * Cfg::kTileABytes; };
@@ -372,9 +388,27 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             return store;
         };
         // Step: epilogue. Wait until this warpgroup's previous TMA store no longer reads the tile.
+        unsigned int d_seq = 0;  // output chunks this warpgroup has staged (kDRing: slot d_seq % 2)
         auto store_tile = [&](const sched::Tile& tile) {
             const unsigned int n_col0 = tile.n_block * BLOCK_N;
             const bool store_thread = warp_in_wg == 0 && lane == 0;
+            if constexpr (Cfg::kDRing) {
+#pragma unroll
+                for (unsigned int c = 0; c < BLOCK_N / kChunkN; ++c, ++d_seq) {
+                    unsigned char* slot = smem_d + (d_seq % 2) * Cfg::kChunkBytes;
+                    // The store that used this slot two chunks ago must have read it.
+                    if (store_thread) ptx::tma_store_wait_read<1>();
+                    ptx::named_barrier_sync(1 + rg, 128);
+                    epilogue::write_accum_to_smem<bf16, BLOCK_M, kChunkN, kChunkN, (kNumHalves == 2)>(
+                        slot, accum + c * (kChunkN / 2), rg, warp_in_wg, lane);
+                    ptx::fence_proxy_async_smem();
+                    ptx::named_barrier_sync(1 + rg, 128);
+                    if (store_thread)
+                        epilogue::store_smem_tile<bf16, BLOCK_M, kChunkN, kChunkN, false>(
+                            &tmap_d, slot, rg, tile.d_row, tile.rows_valid, n_col0 + c * kChunkN, n, heads);
+                }
+                return;
+            }
             if (store_thread) ptx::tma_store_wait_read<0>();
             ptx::named_barrier_sync(1 + rg, 128);
             epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN, (kNumHalves == 2)>(smem_d, accum, rg,
