@@ -30,12 +30,14 @@
 //             into both CTAs' stage s.
 //   D tile:   math warpgroup -> TMA store, ordered by a per-warpgroup named barrier (id 1 + wg) and
 //             fence.proxy.async; the elected thread waits for the previous store to finish reading the
-//             tile before the warpgroup overwrites it.
+//             tile before the warpgroup overwrites it. With the output ring (Cfg::kDRing) the same per chunk:
+//             the thread waits until at most one store is left unread (the one two chunks back has read its slot).
 //
 // kPipeline (one K way): 2 = the math loop is software-pipelined across tiles: each wgmma (half) is issued right
 // after the previous one is promoted, and a tile's first wgmma before the previous tile's epilogue, so the tensor
 // cores keep working through it; 1 = pipelined, but the epilogue before the next tile's first wgmma; 0 = a plain
-// per-tile loop (wait, issue, wait, promote). The host picks 2 from 32 K blocks per tile, 1 from 4, else 0.
+// per-tile loop (wait, issue, wait, promote). The host picks 1 from 4 K blocks per tile at M > 128 (and at M <= 128
+// below 32 K blocks, 2 from 32), 2 with K ways, else 0.
 //
 // Split-K (num_splits > 1, small M): work units are (tile, K range); each split stores its FP32 partial
 // to `workspace` [tiles][splits][math warpgroups][64 x BLOCK_N], fences, and increments
@@ -46,7 +48,7 @@
 // B tile and multicasts it to both. The scheduler guarantees both CTAs see the same N block sequence.
 //
 // Shared memory (dynamic, 1024-byte aligned):
-//   [D tile: BLOCK_M x BLOCK_N BF16, chunked by kChunkN columns, swizzled]
+//   [D tile: BLOCK_M x BLOCK_N BF16, chunked by kChunkN columns, swizzled; with kDRing two chunk slots]
 //   [A stages: kNumStages x BLOCK_M x 128 B][B stages: kNumStages x BLOCK_N x 128 B]
 //   [SFA stages: kNumStages x BLOCK_M FP32][full barriers][empty barriers][split-K flags: 4 words]
 //   [way hand-off (kKWays > 1, 128-byte aligned): (kKWays - 1) x BLOCK_M x BLOCK_N FP32]
