@@ -34,9 +34,13 @@ _CAPTURE_SLOTS: dict[int, list] = {}  # device -> [slab INT32 [_SLAB_SLOTS, 2], 
 _SLAB_SLOTS = 256
 
 
+# NOTE: torch's C-level query, a few hundred nanoseconds cheaper per call than torch.cuda.is_current_stream_capturing().
+_capturing = getattr(torch._C, "_cuda_isCurrentStreamCapturing", None) or torch.cuda.is_current_stream_capturing
+
+
 def _claim_counter(device: torch.device, index: int) -> torch.Tensor:
     """The claim counter for a paged launch on ``device`` (index ``index``) from the current stream."""
-    if torch.cuda.is_current_stream_capturing():
+    if _capturing():
         slab = _CAPTURE_SLOTS.get(index)
         if slab is None or slab[1] == _SLAB_SLOTS:
             slab = _CAPTURE_SLOTS[index] = [torch.empty(_SLAB_SLOTS, 2, dtype=torch.int32, device=device), 0]
