@@ -58,6 +58,17 @@ DG_DEVICE unsigned int warpgroup_idx_sync() {
     return __shfl_sync(0xffffffffu, threadIdx.x / 128, 0);
 }
 
+// Inclusive prefix sum of `v` over the 32 lanes of a full warp (lane = this thread's lane index).
+template <typename T>
+DG_DEVICE T warp_inclusive_sum(T v, unsigned int lane) {
+#pragma unroll
+    for (unsigned int d = 1; d < 32; d *= 2) {
+        const T up = __shfl_up_sync(0xffffffffu, v, d);
+        if (lane >= d) v += up;
+    }
+    return v;
+}
+
 DG_DEVICE bool elect_one_sync() {
     unsigned int pred = 0;
     asm volatile(

@@ -404,12 +404,7 @@ __global__ void __launch_bounds__(MqaPrefillRoles<kSplit>::kNumThreads, 1)
                 unsigned int running = 0;
                 for (unsigned int i0 = 0; i0 < num_split; i0 += 32) {
                     const unsigned int i = i0 + lane;
-                    unsigned int incl = i < num_split ? split_places[i + 1] : 0;
-#pragma unroll
-                    for (unsigned int d = 1; d < 32; d *= 2) {
-                        const unsigned int v = __shfl_up_sync(0xffffffffu, incl, d);
-                        if (lane >= d) incl += v;
-                    }
+                    const unsigned int incl = warp_inclusive_sum(i < num_split ? split_places[i + 1] : 0u, lane);
                     if (i < num_split) split_places[i + 1] = running + incl;
                     running += __shfl_sync(0xffffffffu, incl, 31);
                 }

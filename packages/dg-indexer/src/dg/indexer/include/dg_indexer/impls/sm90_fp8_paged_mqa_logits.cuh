@@ -164,12 +164,7 @@ DG_DEVICE unsigned long long paged_prefix(const PagedParams& p, unsigned int* pr
 #pragma unroll
         for (unsigned int i = 0; i < 4; ++i) {
             // NOTE: a lane's items stay below 2^23 (lengths below 2^31), so 32 of them fit in 32 bits.
-            unsigned int incl = items[i];
-#pragma unroll
-            for (unsigned int d = 1; d < 32; d *= 2) {
-                const unsigned int v = __shfl_up_sync(0xffffffffu, incl, d);
-                if (lane >= d) incl += v;
-            }
+            const unsigned int incl = warp_inclusive_sum(items[i], lane);
             const unsigned int b = base + 32 * i + lane;
             if (b < p.batch) prefix[b + 1] = static_cast<unsigned int>(carry + incl);
             carry += __shfl_sync(0xffffffffu, incl, 31);

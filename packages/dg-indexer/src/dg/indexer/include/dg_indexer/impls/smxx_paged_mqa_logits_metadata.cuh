@@ -95,24 +95,14 @@ __global__ void __launch_bounds__(kNumThreads, 1)
     }
 
     // Step: exclusive scan of the run totals over the CTA.
-    unsigned long long incl = local;
-#pragma unroll
-    for (unsigned int d = 1; d < 32; d *= 2) {
-        const unsigned long long v = __shfl_up_sync(0xffffffffu, incl, d);
-        if (lane >= d) incl += v;
-    }
+    const unsigned long long incl = warp_inclusive_sum(local, lane);
     __shared__ unsigned long long warp_totals[kNumWarps];
     __shared__ unsigned long long grand_total;
     const unsigned int warp = tid / 32;
     if (lane == 31) warp_totals[warp] = incl;
     __syncthreads();
     if (warp == 0) {
-        unsigned long long w = lane < kNumWarps ? warp_totals[lane] : 0ull;
-#pragma unroll
-        for (unsigned int d = 1; d < 32; d *= 2) {
-            const unsigned long long v = __shfl_up_sync(0xffffffffu, w, d);
-            if (lane >= d) w += v;
-        }
+        const unsigned long long w = warp_inclusive_sum(lane < kNumWarps ? warp_totals[lane] : 0ull, lane);
         if (lane < kNumWarps) warp_totals[lane] = w;  // inclusive over warps
         if (lane == 31) grand_total = w;
     }
