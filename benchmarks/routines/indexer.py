@@ -102,8 +102,7 @@ def _paged_case(ctx, batch: int, next_n: int, max_ctx: int, peer_us: float | Non
     # NOTE: no idle pause before the two launch-bound one-CTA kernels: they draw no power worth settling, and after a
     # pause their few microseconds of warm-up would not bring the clocks back up.
     meta_us = ctx.bench(lambda: idx.get_paged_mqa_logits_metadata(lens, BLOCK_KV, sms), settle=False)
-    tiny = torch.empty(4, dtype=torch.int32, device="cuda")
-    floor_us = ctx.bench(tiny.zero_, settle=False)
+    floor_us = ctx.launch_floor_us()
     gbs = (in_bytes + out_bytes) / us / 1e3
     return {
         "op": "fp8_paged_mqa_logits",

@@ -134,8 +134,7 @@ def run(ctx) -> list[dict]:
     copy_gbs = float(ceilings.get("copy_gbs", 3020))
     fp8_tflops = float(ceilings.get("fp8_per_tensor_tflops", 1386))
     run_copy_gbs = float(getattr(ctx, "copy_bandwidth_gbs", 0) or copy_gbs)
-    tiny = torch.empty(4, dtype=torch.int32, device="cuda")
-    floor_us = ctx.bench(tiny.zero_, settle=False)
+    floor_us = ctx.launch_floor_us()
     rows = []
     cublas_reason = None
     for m in SEED_MS:

@@ -1,4 +1,5 @@
-"""The benchmark harness's host-side pieces (no GPU): the settle pause setting and the card-state reading."""
+"""The benchmark harness's host-side pieces (no GPU): the settle pause setting, the card-state reading and the launch
+floor's timing call."""
 
 from __future__ import annotations
 
@@ -41,3 +42,18 @@ def test_card_state_without_nvml_is_none_not_an_error():
     cuda = types.SimpleNamespace(clock_rate=missing, temperature=missing, power_draw=missing)
     assert benchmark.card_state(types.SimpleNamespace(cuda=cuda)) == {
         "sm_clock_mhz": None, "temperature_c": None, "power_w": None}
+
+
+def test_launch_floor_times_a_tiny_fill_without_the_pause():
+    import torch
+
+    calls = []
+
+    def bench(fn, settle=True):
+        fn()
+        calls.append(settle)
+        return 3.9
+
+    ctx = types.SimpleNamespace(torch=torch, device=torch.device("cpu"), bench=bench)
+    assert benchmark.Context.launch_floor_us(ctx) == 3.9
+    assert calls == [False]

@@ -68,6 +68,12 @@ class Context:
         self.last_state = card_state(torch)
         return statistics.median(s.elapsed_time(e) for s, e in zip(starts, ends, strict=True)) * 1e3
 
+    def launch_floor_us(self) -> float:
+        """What any single kernel launch costs in this harness: a 16-byte fill timed like every case (cold L2, CUDA
+        events), without the idle pause (a launch-bound timing draws no power worth settling)."""
+        tiny = self.torch.empty(4, dtype=self.torch.int32, device=self.device)
+        return self.bench(tiny.zero_, settle=False)
+
     def _copy_bandwidth(self) -> float:
         torch = self.torch
         n = 2**30 // 4  # 1 GiB read + 1 GiB written

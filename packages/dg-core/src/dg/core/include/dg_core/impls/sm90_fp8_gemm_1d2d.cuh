@@ -213,11 +213,19 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         constexpr unsigned int kTurnBarrier = 8;
         unsigned int mma_issued = 0;
         // Promotes `partial` (half h of a K block) into `accum` with the block's scales.
+        // A tile's SFB row offsets, one per 128-wide SFB block its columns touch (two; three for a 176-wide
+        // tile), and the values of one K block for them (b[2] stays 0 unless the tile touches three blocks).
+        struct SfbRows {
+            unsigned int r0, r1, r2;
+        };
+        struct SfbVals {
+            float b[3] = {0.0f, 0.0f, 0.0f};
+        };
         auto promote_half = [&](unsigned int h, unsigned int n_col0, unsigned int split_group, float sa0, float sa1,
-                                float sb0, float sb1, float sb2) {
+                                const SfbVals& sbv) {
+            const float sb0 = sbv.b[0], sb1 = sbv.b[1];
             if constexpr (kNumHalves == 1 && Cfg::kSfbBlocks == 3) {
-                const float sb[3] = {sb0, sb1, sb2};
-                mma::promote_1d2d_3<BLOCK_N, Cfg::kSfbStep>(accum, partial, sa0, sa1, sb, n_col0 % 128);
+                mma::promote_1d2d_3<BLOCK_N, Cfg::kSfbStep>(accum, partial, sa0, sa1, sbv.b, n_col0 % 128);
             } else if constexpr (kNumHalves == 1) {
                 mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
             } else if constexpr (BLOCK_N % 128 == 0) {
@@ -281,23 +289,15 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         // NOTE: SFB rows are addressed by 32-bit element offsets (ceil(N/128) * ceil(K/128) < 2^32), which keeps
         // two registers per row pointer free for the accumulators.
         auto sfb_row = [&](unsigned int row) { return min_of(row, num_sfb_rows - 1) * num_k_blocks; };
-        // A tile's SFB row offsets, one per 128-wide SFB block its columns touch (two; three for a 176-wide
-        // tile), and the values of one K block for them (b2 stays 0 unless the tile touches three blocks).
-        struct SfbRows {
-            unsigned int r0, r1, r2;
-        };
-        struct SfbVals {
-            float b0 = 0.0f, b1 = 0.0f, b2 = 0.0f;
-        };
         auto sfb_rows_of = [&](const sched::Tile& t) {
             return SfbRows{sfb_row(t.sfb_row), sfb_row(t.sfb_row + 1),
                            Cfg::kSfbBlocks == 3 ? sfb_row(t.sfb_row + 2) : 0u};
         };
         auto load_sfb = [&](const SfbRows& rows, unsigned int kb) {
             SfbVals v;
-            v.b0 = __ldg(sfb + rows.r0 + kb);
-            v.b1 = __ldg(sfb + rows.r1 + kb);
-            if constexpr (Cfg::kSfbBlocks == 3) v.b2 = __ldg(sfb + rows.r2 + kb);
+            v.b[0] = __ldg(sfb + rows.r0 + kb);
+            v.b[1] = __ldg(sfb + rows.r1 + kb);
+            if constexpr (Cfg::kSfbBlocks == 3) v.b[2] = __ldg(sfb + rows.r2 + kb);
             return v;
         };
         // Which 128-wide SFB block(s) a tile's columns fall in: columns before group `split_group` use block
@@ -477,7 +477,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                             na0 = ptx::ld_shared_f32(sfa), na1 = ptx::ld_shared_f32(sfa + 8);
                         }
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb.b0, sb.b1, sb.b2);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb);
                         if (h + 1 < kNumHalves) issue_half(stage, h + 1);
                     }
                     sa0 = na0, sa1 = na1;
@@ -490,7 +490,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 #pragma unroll
                     for (unsigned int h = 0; h < kNumHalves; ++h) {
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb.b0, sb.b1, sb.b2);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb);
                         if (h + 1 < kNumHalves) issue_half(stage, h + 1);
                     }
                 }
@@ -535,7 +535,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                     for (unsigned int h = 0; h < kNumHalves; ++h) {
                         issue_half(stage, h);
                         wait_half(stage, h);
-                        promote_half(h, n_col0, split_group, sa0, sa1, sb.b0, sb.b1, sb.b2);
+                        promote_half(h, n_col0, split_group, sa0, sa1, sb);
                     }
                     sb = nb;
                 }
