@@ -37,7 +37,8 @@ INSTANCES = [
     ("sm90_fp8_gemm_1d2d", "128, 160, 5, 1, 32, 16"),
     ("sm90_fp8_gemm_1d2d", "128, 144, 5, 2, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16"),  # two 128-column halves per K block
-    ("sm90_fp8_gemm_1d2d", "128, 192, 4, 1, 64, 16"),  # two 96-column halves
+    ("sm90_fp8_gemm_1d2d", "128, 192, 4, 1, 64, 16"),  # single pass, promotion per column offset 0 / 64
+    ("sm90_fp8_gemm_1d2d", "128, 192, 4, 2, 64, 16, 1, 1"),  # the same, epilogue first, B multicast
     ("sm90_fp8_gemm_1d2d", "128, 176, 4, 1, 16, 16"),  # single pass over up to three SFB blocks
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 1"),  # pipelined, epilogue before the next tile's wgmma
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 0"),  # plain per-tile loop
@@ -118,7 +119,7 @@ def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(tmp_path, stem, args):
     [
         ("sm90_fp8_gemm_1d2d", "96, 128, 4, 1, 64, 16", "BLOCK_M must be 64 or 128"),
         ("sm90_fp8_gemm_1d2d", "128, 152, 4, 1, 8, 16", "at most two 128-wide SFB blocks"),
-        ("sm90_fp8_gemm_1d2d", "128, 208, 3, 1, 16, 16", "tiles wider than 176 are 192 or 256 wide"),
+        ("sm90_fp8_gemm_1d2d", "128, 208, 3, 1, 16, 16", "tiles wider than 176 are 192 (one pass) or 256 wide"),
         ("sm90_fp8_gemm_1d2d", "128, 128, 8, 1, 64, 16", "shared memory budget"),
         ("sm90_fp8_gemm_1d2d", "128, 120, 4, 2, 8, 16", "multicast halves of B"),
         ("sm90_fp8_gemm_1d1d", "128, 160, 3, 1, 32, 16", "BLOCK_N must be a multiple of 16 in [16, 128]"),
@@ -212,7 +213,7 @@ def test_heuristic_configs_are_legal(tmp_path):
         assert bn <= 160 or (bn in (176, 192, 256) and m > 128), where
         if kind == 0:
             g = next(d for d in (128, 64, 32, 16, 8) if bn % d == 0)
-            # at most two SFB blocks per single-pass tile, three for 176; 192 and 256 run as two halves
+            # at most two SFB blocks per single-pass tile (192 = 128 + 64), three for 176; 256 runs as two halves
             assert bn <= 128 + g or bn in (176, 192, 256), where
             assert splits == 1, where
         assert bn % ch == 0 and ch * (2 if kind == 0 else 4) <= 128, where

@@ -83,9 +83,9 @@ inline int sm90_fp8_smem_bytes(Sm90Fp8Kind kind, int block_m, int block_n, int s
     return bars + 16 + slack;  // + split-K flags + alignment slack
 }
 
-// A single-pass tile (BLOCK_N <= 176) may cover at most two 128-wide SFB blocks (1D2D): BLOCK_N <= 128 +
-// gcd(BLOCK_N, 128), or three for a multiple of 16 (176). Wider tiles (192, 256) run as two halves, each within two
-// blocks.
+// A single-pass tile (BLOCK_N <= 192) may cover at most two 128-wide SFB blocks (1D2D): BLOCK_N <= 128 +
+// gcd(BLOCK_N, 128) (192: offsets 0 and 64), or three for a multiple of 16 (176). 256-wide tiles run as two halves,
+// each within one block.
 inline bool sfb_straddle_ok(int block_n) {
     if (block_n > 176) return block_n == 192 || block_n == 256;
     int g = 8;
@@ -105,7 +105,7 @@ inline bool sfb_straddle_ok(int block_n) {
 inline bool k_ways_ok(int block_m, int block_n, int k_ways) {
     const int math_wg = block_m / 64 * k_ways;
     if (k_ways < 1 || math_wg > 4) return false;
-    if (k_ways > 1 && block_n > 176) return false;  // two-half tiles (192, 256) run one K way
+    if (k_ways > 1 && block_n > 176) return false;  // 192 (accum + partial: 192 registers) and 256 run one K way
     return math_wg <= 2 || block_n <= (math_wg == 3 ? 64 : 32);
 }
 
@@ -151,16 +151,20 @@ inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
 // configuration fits (the caller reports it).
 //
 // Rules, each measured on an H100 SXM (docs/perf_log.md, section sm90_fp8_gemm):
-//  * M > 128 (compute-bound): BLOCK_M 128 and BLOCK_N 256, 128 or 160, whichever needs fewer "tile-width
+//  * M > 128 (compute-bound): BLOCK_M 128 and BLOCK_N 256, 192, 128 or 160, whichever needs fewer "tile-width
 //    waves" (waves * BLOCK_N / rate; BLOCK_N 160 pays ~2% per tile for straddling SFB blocks, BLOCK_N 256
 //    -- two 128-column halves per K block -- runs 6-9% faster per FLOP than 128 at full waves: 4096x4096x7168
-//    226 -> 206 us, 4096x7168x16384 898 -> 826 us, but 4096x2112x7168 141 -> 153 us on 3 waves of 288 tiles).
+//    226 -> 206 us, 4096x7168x16384 898 -> 826 us, but 4096x2112x7168 141 -> 153 us on 3 waves of 288 tiles;
+//    BLOCK_N 192 in one pass nearly as fast per column as 256: 4096x2112x7168 on 3 waves of 352 tiles 101.0 us
+//    against 108.8 for 3 waves of 384 176-wide tiles and 123.4 for 5 waves of 128; 4096x1536x7168 68.2 against
+//    75.5 (128), 4096x4608x7168 191.6 against 210.7, 2048x3072x7168 67.6 against 74.5, 4096x32768x512 144.8
+//    against 148.7 (256, multicast)).
 //    Multicast B across a cluster of 2 when the number of M blocks is even and M >= 512: always for BLOCK_N 256
 //    (API, same call, us unicast -> multicast: 4096x24576x1536 273.7 -> 259.2, 4096x32768x512 177.4 -> 169.3,
 //    4096x7168x2048 102.2 -> 100.6, 4096x4096x7168 and 4096x7168x16384 equal within noise; a 256-wide tile reads
 //    48 KiB per K block from the L2, 6 TB/s over the whole card at 4096x4096x7168), for BLOCK_N 128/160 from
 //    K = 12288 (with K <= 7168 unicast measured 0-4% faster, e.g. 4096x32768x512: 177.1 vs 185.2 us; at K = 16384
-//    multicast 1% faster), never for 192 (4096x2112x7168: 124.6 unicast, 128.9 multicast).
+//    multicast 1% faster), never for 192 (4096x2112x7168, one pass: 101.5 unicast, 108.0 multicast).
 //  * M <= 128 (memory-bound): BLOCK_M 64 (M <= 64; for 64 < M <= 128 when the model finds it strictly cheaper:
 //    two M blocks of a wider tile read fewer bytes per CTA, 128x2112x7168 17.8 -> 15.0 us with 64 x 32 tiles
 //    against 128 x 16) or 128, and the BLOCK_N (16..160) that minimises the busiest SM's
@@ -225,11 +229,16 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
             const int64_t waves = (tiles + num_sms - 1) / num_sms;
             // NOTE: narrower tiles only when 128/160 cannot be used (e.g. head-split segments): measured,
             // BLOCK_N 64-112 lose 10-25% per FLOP at M = 4096.
+            // NOTE: 192 and 176 priced from measurements (H100, API, perf log v29). At K = 7168, us per tile-width
+            // wave: 256 0.173, 192 (one pass) 0.176, 176 (one pass over up to three SFB blocks) 0.208, so 192 ~1.06
+            // and 176 ~0.90. At K = 512, 42 waves of 192 ran 2.6% faster than 32 waves of 256 (4096x32768x512:
+            // 144.8 vs 148.7 us), which 1.07 reproduces; the long-K shapes this flips to 192 (e.g. 8192x8192) have
+            // both tiles within 2% in the model.
             const double eff = block_n == 128   ? 1.0
                                : block_n == 256 ? 1.08
-                               : block_n == 192 ? 1.0
+                               : block_n == 192 ? 1.07
                                : block_n == 160 ? 0.98
-                               : block_n == 176 ? 0.98
+                               : block_n == 176 ? 0.90
                                                 : 0.5;
             const double cost = static_cast<double>(waves) * block_n / eff;
             if (cost < best_cost) best_cost = cost, best_n = block_n;

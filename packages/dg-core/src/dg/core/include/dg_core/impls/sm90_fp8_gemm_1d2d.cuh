@@ -10,8 +10,8 @@
 //       warpgroup w has row group r = w % (BLOCK_M / 64) and K way q = w / (BLOCK_M / 64): it owns rows
 //       r*64 .. r*64+63 of the BLOCK_M x BLOCK_N tile and the K blocks kb_begin + q, + q + kKWays, ...; per K
 //       block it issues four wgmma m64nBLOCK_Nk32 into `partial`, waits, releases the stage, and promotes
-//       partial * SFA(row) * SFB(col block) into FP32 `accum` (two-level accumulation). BLOCK_N 192 / 256: the
-//       same per half of the tile (four wgmma m64n96k32 / m64n128k32 into a half-width `partial`).
+//       partial * SFA(row) * SFB(col block) into FP32 `accum` (two-level accumulation). BLOCK_N 256: the
+//       same per half of the tile (four wgmma m64n128k32 into a half-width `partial`).
 //       Two row groups, one K way (BLOCK_M 128): the groups take turns issuing their K block's wgmma (named
 //       barriers 8 and 9), so one group promotes while the tensor cores run the other's block. Measured (H100,
 //       harness, same call): 2-4% faster on the M = 4096 seed shapes, within +-2% at M <= 128.
@@ -55,7 +55,8 @@
 //
 // Constraints (static_asserts below; the host's can_implement checks the runtime ones): BLOCK_M 64 or
 // 128; BLOCK_N a multiple of 8 in [8, 176] whose tiles touch at most two 128-column SFB blocks (three for a
-// multiple of 16, e.g. 176: one straight-line promotion per column offset), or 192 / 256 (two halves); K % 16
+// multiple of 16, e.g. 176: one straight-line promotion per column offset), 192 (one pass, one straight-line
+// promotion per column offset 0 / 64) or 256 (two halves); K % 16
 // == 0 (row pitch), N % 8 == 0 (BF16 row pitch); M, N, K edges are zero-filled by TMA on load and
 // clipped on store.
 #pragma once
@@ -117,17 +118,20 @@ struct Sm90Fp8Gemm1d2dConfig {
 
     static_assert(BLOCK_M == 64 || BLOCK_M == 128, "BLOCK_M must be 64 or 128 (one or two math warpgroups)");
     static_assert(BLOCK_N % 8 == 0 && BLOCK_N >= 8 && BLOCK_N <= 256, "BLOCK_N must be a multiple of 8 in [8, 256]");
-    // Tiles of 192 and 256 run as two halves per K block; narrower ones in a single pass.
-    static constexpr unsigned int kNumHalves = BLOCK_N == 192 || BLOCK_N == 256 ? 2 : 1;
+    // Tiles of 256 run as two halves per K block; narrower ones in a single pass.
+    static constexpr unsigned int kNumHalves = BLOCK_N == 256 ? 2 : 1;
     // The most 128-wide SFB blocks a single-pass tile touches (tiles start at multiples of BLOCK_N, so at column
     // offsets n0 % 128 that are multiples of gcd128(BLOCK_N)).
     static constexpr unsigned int kSfbBlocks = kNumHalves == 2 ? 2 : (128 - gcd128(BLOCK_N) + BLOCK_N + 127) / 128;
     static constexpr unsigned int kSfbStep = gcd128(BLOCK_N);
+    // Single-pass tiles whose promotion has one straight-line variant per column offset (no per-group selects):
+    // those that may touch three SFB blocks (176), and 192 (offsets 0 and 64 only: two variants).
+    static constexpr bool kPromoteByOffset = kNumHalves == 1 && (kSfbBlocks == 3 || BLOCK_N == 192);
     static_assert(kNumHalves == 2 || kSfbBlocks <= 2 || (kSfbBlocks == 3 && kSfbStep >= 16),
                   "a single-pass BLOCK_N tile may straddle at most two 128-wide SFB blocks, or three when BLOCK_N is "
                   "a multiple of 16");
     static_assert(BLOCK_N <= 176 || BLOCK_N == 192 || BLOCK_N == 256,
-                  "tiles wider than 176 are 192 or 256 wide (two halves)");
+                  "tiles wider than 176 are 192 (one pass) or 256 wide (two halves)");
     static_assert(kKWays == 1 || kNumHalves == 1, "K ways take single-pass tiles");
     static_assert(kNumStages >= 2 && kNumStages <= 32, "kNumStages must be in [2, 32]");
     static_assert(kClusterM == 1 || kClusterM == 2, "kClusterM must be 1 or 2");
@@ -146,7 +150,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                                        Scheduler scheduler) {
     using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays>;
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
-    // BLOCK_N 192 / 256: each K block runs as two halves through one `partial` of half the width (wgmma, wait,
+    // BLOCK_N 256: each K block runs as two halves through one `partial` of half the width (wgmma, wait,
     // promote into its half of `accum`), so e.g. a 128 x 256 tile fits the register budget: 128 + 64 accumulators.
     constexpr unsigned int kNumHalves = Cfg::kNumHalves;
     constexpr unsigned int kHalfN = BLOCK_N / kNumHalves;
@@ -224,27 +228,14 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
         auto promote_half = [&](unsigned int h, unsigned int n_col0, unsigned int split_group, float sa0, float sa1,
                                 const SfbVals& sbv) {
             const float sb0 = sbv.b[0], sb1 = sbv.b[1];
-            if constexpr (kNumHalves == 1 && Cfg::kSfbBlocks == 3) {
+            if constexpr (Cfg::kPromoteByOffset) {
                 mma::promote_1d2d_3<BLOCK_N, Cfg::kSfbStep>(accum, partial, sa0, sa1, sbv.b, n_col0 % 128);
             } else if constexpr (kNumHalves == 1) {
                 mma::promote_1d2d<BLOCK_N>(accum, partial, sa0, sa1, sb0, sb1, split_group);
-            } else if constexpr (BLOCK_N % 128 == 0) {
+            } else {
                 // A 256-wide tile starts on a 128-column boundary: half h is SFB block sfb_row + h.
                 mma::promote_1d2d<kHalfN, false>(accum + h * HalfMma::kNumAccum, partial, sa0, sa1, h == 0 ? sb0 : sb1,
                                                  0.0f, 0);
-            } else if (n_col0 % 128 == 0) {
-                // BLOCK_N 192 at column offset 0 of an SFB block: half 0 in block 0, half 1 switches to block 1
-                // at its group 4. The split groups are literals, so the promotion has no selects.
-                if (h == 0)
-                    mma::promote_1d2d<kHalfN, false>(accum, partial, sa0, sa1, sb0, 0.0f, 0);
-                else
-                    mma::promote_1d2d<kHalfN>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb0, sb1, 4);
-            } else {
-                // ... at offset 64: half 0 switches at its group 8, half 1 lies in block 1.
-                if (h == 0)
-                    mma::promote_1d2d<kHalfN>(accum, partial, sa0, sa1, sb0, sb1, 8);
-                else
-                    mma::promote_1d2d<kHalfN, false>(accum + HalfMma::kNumAccum, partial, sa0, sa1, sb1, 0.0f, 0);
             }
         };
         // Descriptors of this row group's A rows and of B in stage 0, pinned in registers and advanced per stage and
