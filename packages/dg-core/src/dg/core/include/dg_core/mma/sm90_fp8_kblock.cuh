@@ -66,10 +66,11 @@ DG_DEVICE void promote_1d2d(float* accum, const float* partial, float row_scale0
     }
 }
 
-// promote_1d2d for a single-pass tile that may touch three 128-wide SFB blocks (BLOCK_N 176: a tile at column offset
-// o = n0 % 128 spans blocks 0..2 when o + 176 > 256). `offset` = n0 % 128, a multiple of kStep (= the largest power
-// of two up to 128 dividing BLOCK_N); each offset has its own straight-line promotion whose per-group scale choice
-// is a compile-time constant, so the promotion stays one FMA per element (no per-group selects).
+// promote_1d2d for a single-pass tile whose SFB switch points depend on its column offset: BLOCK_N 176 (a tile at
+// column offset o = n0 % 128 spans blocks 0..2 when o + 176 > 256; eight offsets) and 192 (offsets 0 and 64, two
+// blocks). `offset` = n0 % 128, a multiple of kStep (= the largest power of two up to 128 dividing BLOCK_N); each
+// offset has its own straight-line promotion whose per-group scale choice is a compile-time constant, so the
+// promotion stays one FMA per element (no per-group selects).
 template <unsigned int BLOCK_N, unsigned int kOffset>
 DG_DEVICE void promote_1d2d_at(float* accum, const float* partial, float row_scale0, float row_scale1,
                                const float (&col_scale)[3]) {
@@ -92,7 +93,7 @@ DG_DEVICE void promote_1d2d_at(float* accum, const float* partial, float row_sca
 template <unsigned int BLOCK_N, unsigned int kStep, unsigned int kOffset = 0>
 DG_DEVICE void promote_1d2d_3(float* accum, const float* partial, float row_scale0, float row_scale1,
                               const float (&col_scale)[3], unsigned int offset) {
-    static_assert(kStep >= 16 && 128 % kStep == 0, "three-block promotion: offsets are multiples of 16");
+    static_assert(kStep >= 16 && 128 % kStep == 0, "per-offset promotion: offsets are multiples of 16");
     if constexpr (kOffset + kStep >= 128) {
         promote_1d2d_at<BLOCK_N, kOffset>(accum, partial, row_scale0, row_scale1, col_scale);
     } else {
