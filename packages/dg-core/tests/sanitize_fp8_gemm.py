@@ -1,7 +1,7 @@
-"""Runs fp8_gemm_nt on seven shapes (one of each kernel path: small-M 1D2D, multicast 1D2D with a long K, small-M
+"""Runs fp8_gemm_nt on eight shapes (one of each kernel path: small-M 1D2D, multicast 1D2D with a long K, small-M
 1D2D with K ways, 1D1D accumulate, and through DG_SM90_FP8_FORCE a 176-wide single-pass tile over three SFB blocks,
 a multicast two-half 256-wide tile and a 192-wide single-pass tile at both of its column offsets with a partial
-last N tile) for compute-sanitizer, e.g.
+last N tile, also with 5 stages and its output through a ring of 32-column chunks) for compute-sanitizer, e.g.
 `compute-sanitizer --tool memcheck python packages/dg-core/tests/sanitize_fp8_gemm.py` (and racecheck).
 Exits non-zero if a result is wrong."""
 
@@ -33,7 +33,7 @@ def main() -> int:
     shapes = [(129, 576, 256, (1, 128, 128), ""), (512, 1056, 12288, (1, 128, 128), ""),
               (64, 256, 2048, (1, 128, 128), ""), (256, 384, 384, (1, 1, 128), ""),
               (256, 1000, 1024, (1, 128, 128), "176,0,1"), (512, 1056, 1536, (1, 128, 128), "256,0,2"),
-              (512, 1000, 1536, (1, 128, 128), "192,0,1")]
+              (512, 1000, 1536, (1, 128, 128), "192,0,1"), (384, 1000, 4096, (1, 128, 128), "192,5,1")]
     for m, n, k, recipe, force in shapes:
         os.environ["DG_SM90_FP8_FORCE"] = force
         a, sfa, a_ref = quantised(m, k, False)

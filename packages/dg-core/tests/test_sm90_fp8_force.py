@@ -57,7 +57,9 @@ def test_unset_and_empty_keep_the_model(exe):
     # two-half 256-wide tiles, B multicast to a cluster of 2, 4 stages (output ring), epilogue-first loop
     assert base[:4] == (256, 4, 2, 132) and base[6] == 1
     assert run(exe, None, 4096, 7168, 16384)[0][:4] == (256, 4, 2, 132)
-    assert run(exe, None, 4096, 2112, 7168)[0][:4] == (192, 4, 1, 132)  # 11 x 32 tiles, single pass, unicast
+    # 11 x 32 tiles, single pass, unicast; at 56 K blocks a fifth stage with the output through a 32-column ring
+    assert run(exe, None, 4096, 2112, 7168)[0][:5] == (192, 5, 1, 132, 32)
+    assert run(exe, None, 4096, 32768, 512)[0][:5] == (192, 4, 1, 132, 64)  # 4 K blocks: the whole output tile
     assert run(exe, None, 4096, 4224, 16384)[0][:4] == (128, 5, 2, 132)  # multicast at long K (128 wide: 8 waves)
     assert run(exe, None, 4096, 4224, 7168)[0][:4] == (128, 5, 1, 132)  # ... not below K = 12288
     assert run(exe, "", 4096, 4096, 7168)[0] == base
@@ -109,3 +111,14 @@ def test_forced_two_half_tile_drops_the_models_k_ways(exe):
     assert got[0] == 256 and not err
     got, err = run(exe, "256,0,1,0,2", 64, 7168, 16384)
     assert "cannot run" in err and got == run(exe, None, 64, 7168, 16384)[0]
+
+
+def test_forced_stages_narrow_the_output_ring(exe):
+    # A forced stage count that does not fit beside the whole output tile stages it through a ring of narrower chunks;
+    # a forced count that fits keeps the whole tile (the A/B baseline of the long-K 192-wide ring).
+    got, err = run(exe, "192,5,1", 4096, 32768, 512)
+    assert got[:5] == (192, 5, 1, 132, 32) and got[5] <= 232448 and not err
+    got, err = run(exe, "192,4,1", 4096, 2112, 7168)
+    assert got[:5] == (192, 4, 1, 132, 64) and not err
+    got, err = run(exe, "192,6,1", 4096, 2112, 7168)  # six stages leave no room even for 8-column chunks
+    assert "cannot run" in err and got == run(exe, None, 4096, 2112, 7168)[0]

@@ -88,9 +88,10 @@ def test_fp8_gemm_nt_1d2d(m, n, k):
 
 
 # Forced wide tiles (DG_SM90_FP8_FORCE): 176 (single pass over up to three SFB blocks, one promotion per column
-# offset), 192 (single pass, tiles at column offsets 0 and 64 of an SFB block) and 256 (two halves), each unicast and
-# with B multicast to a cluster of 2; N with a partial last tile, K with a partial last block.
-@pytest.mark.parametrize("force", ["176,0,1", "176,0,2", "192,0,1", "192,0,2", "256,0,1", "256,0,2"])
+# offset), 192 (single pass, tiles at column offsets 0 and 64 of an SFB block; with 5 stages its output goes through a
+# ring of 32-column chunks) and 256 (two halves), each unicast and with B multicast to a cluster of 2; N with a
+# partial last tile, K with a partial last block.
+@pytest.mark.parametrize("force", ["176,0,1", "176,0,2", "192,0,1", "192,0,2", "192,5,1", "256,0,1", "256,0,2"])
 @pytest.mark.parametrize("m,n,k", [(512, 2112, 1536), (256, 1000, 1040)])
 def test_fp8_gemm_nt_1d2d_forced_wide_tiles(monkeypatch, m, n, k, force):
     monkeypatch.setenv("DG_SM90_FP8_FORCE", force)

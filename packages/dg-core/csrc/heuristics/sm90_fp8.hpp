@@ -121,9 +121,19 @@ inline int pick_chunk_n(Sm90Fp8Kind kind, int block_n, int head_left, int head_r
 }
 
 // The chunk width with which a tile may stage its output through the ring to gain stages (max_stages_for's
-// `chunk_n`), 0 to keep the whole output tile: 128 x 256 tiles of 1D2D with one K way (measured in the model below).
-inline int ring_chunk_n(Sm90Fp8Kind kind, int block_n, int k_ways, int chunk_n) {
-    return kind == Sm90Fp8Kind::k1D2D && block_n == 256 && k_ways == 1 ? chunk_n : 0;
+// `chunk_n`), 0 to keep the whole output tile. 1D2D with one K way only (measured, H100, API, us):
+//  * 128 x 256: `chunk_n` (64), a fourth stage (see the model's NOTE in choose_sm90_fp8_config_model);
+//  * 128 x 192 from 32 K blocks on: 32-column chunks, a fifth stage. Whole tile with 4 stages -> ring with 5:
+//    4096x2112x7168 103.7 -> 101.9, 4096x4608x7168 198.7 -> 194.8, 4096x16384x7168 691.4 -> 678.1, 8192x8192x8192
+//    795.7 -> 782.2, 8192x16384x7168 1394.9 -> 1372.7, 8192x2112x7168 199.8 -> 196.6; but 4096x32768x512 147.0 ->
+//    170.2 and 2048x32768x512 76.3 -> 91.1: the ring's epilogue (six chunk stores per row group, each waiting for
+//    the store two chunks back) costs ~0.5 us per tile, which the fifth stage repays only over many K blocks
+//    (break-even near 27 K blocks from these two ends; not measured in between).
+inline int ring_chunk_n(Sm90Fp8Kind kind, int block_n, int k_ways, int chunk_n, int num_k_blocks) {
+    if (kind != Sm90Fp8Kind::k1D2D || k_ways != 1) return 0;
+    if (block_n == 256) return chunk_n;
+    if (block_n == 192 && num_k_blocks >= 32 && chunk_n >= 32) return 32;
+    return 0;
 }
 
 // `chunk_n` > 0 lets the count grow past what fits beside a whole staged output tile (the output ring).
@@ -132,6 +142,14 @@ inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int
     int stages = std::min(kMaxStages, std::max(2, ceil_div_i(k, kBlockK)));
     while (stages > 2 && sm90_fp8_smem_bytes(kind, block_m, block_n, stages, k_ways, chunk_n) > smem_limit) --stages;
     return stages;
+}
+
+// Sets c.stages (as many as fit) for the config's tile, K ways and store chunk; where ring_chunk_n gains a stage
+// over the whole output tile, the tile stages its output through the ring and c.chunk_n becomes the ring's chunk.
+inline void fit_stages(Sm90Fp8Config& c, Sm90Fp8Kind kind, int k, int smem_limit) {
+    const int ring = ring_chunk_n(kind, c.block_n, c.k_ways, c.chunk_n, ceil_div_i(k, kBlockK));
+    c.stages = max_stages_for(kind, c.block_m, c.block_n, k, smem_limit, c.k_ways, ring);
+    if (ring > 0 && sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways) > smem_limit) c.chunk_n = ring;
 }
 
 // K ways for small M (1D2D): the time of a small-M tile is set by one warpgroup's per-K-block chain (barrier wait
@@ -189,8 +207,7 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
         // 3 -> 4 stages, both with the epilogue first): 4096x4096x7168 179.5 -> 177.3, 4096x24576x1536 254.8 ->
         // 251.2, 4096x7168x2048 101.5 -> 100.5, 4096x32768x512 equal. The 176-wide tile keeps 4 stages (5 with
         // the ring: 113.4 against 108.4 us).
-        c.stages = max_stages_for(kind, block_m, block_n, k, smem_limit, c.k_ways,
-                                  ring_chunk_n(kind, block_n, c.k_ways, c.chunk_n));
+        fit_stages(c, kind, k, smem_limit);
         // NOTE: measured (H100, harness, M = 4096, against the plain loop): early issue 2.5-4.5% faster at
         // K >= 7168 but 1-7.5% slower at K = 1536 and 512 (the wait for the next tile's first stage, few stages
         // ahead of a new tile's loads, then sits before the epilogue; with the next stage's wait moved off the
@@ -334,12 +351,20 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     if (c.k_ways > 1) c.pipeline = 2;
     if (f.loop > 0) c.pipeline = f.loop - 1;
     c.chunk_n = pick_chunk_n(kind, c.block_n, head_left, head_right);
-    c.stages = f.stages > 0 ? f.stages
-                            : max_stages_for(kind, c.block_m, c.block_n, k, smem_limit, c.k_ways,
-                                             ring_chunk_n(kind, c.block_n, c.k_ways, c.chunk_n));
+    if (f.stages > 0)
+        c.stages = f.stages;
+    else
+        fit_stages(c, kind, k, smem_limit);
     const int num_m_blocks = ceil_div_i(m, c.block_m);
     if (c.cluster_m == 2 && ((c.block_n / 2) % 8 != 0 || num_m_blocks % 2 != 0)) c.cluster_m = 1;
     c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
+    // A forced stage count that does not fit beside the output tile narrows the output ring's chunks (1D2D, one K
+    // way: a ring of two chunk_n-column chunks) until it does, e.g. 128 x 192 with 5 stages and 32-column chunks.
+    while (kind == Sm90Fp8Kind::k1D2D && f.stages > 0 && c.k_ways == 1 && c.smem_bytes > smem_limit &&
+           c.chunk_n > 8 && head_left == 0 && head_right == 0) {
+        c.chunk_n /= 2;
+        c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
+    }
     c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
     const bool ok = (c.block_m == 64 || c.block_m == 128) && k_ways_ok(c.block_m, c.block_n, c.k_ways) &&
                     c.block_n % 8 == 0 && c.block_n >= 8 && c.block_n <= 256 && c.chunk_n > 0 &&

@@ -129,8 +129,7 @@ static Sm90Fp8Config config_for(const Case& cs, int sms, int smem) {
         // NOTE: the heuristic's K ways were chosen for its own BLOCK_N: keep the most the forced width allows, and
         // count their hand-off buffers in the stage budget (without them a sweep instance overflowed shared memory).
         while (c.k_ways > 1 && !k_ways_ok(c.block_m, c.block_n, c.k_ways)) --c.k_ways;
-        c.stages = max_stages_for(kind, c.block_m, c.block_n, cs.k, smem, c.k_ways,
-                                  ring_chunk_n(kind, c.block_n, c.k_ways, c.chunk_n));
+        fit_stages(c, kind, cs.k, smem);
         c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
         c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
         const int64_t tiles = int64_t(ceil_div_i(cs.m, c.block_m)) * ceil_div_i(cs.n, c.block_n);
@@ -149,8 +148,7 @@ static Sm90Fp8Config config_for(const Case& cs, int sms, int smem) {
     if (cs.k_ways > 0 && cs.k_ways != c.k_ways) {
         c.k_ways = cs.k_ways;
         if (c.k_ways > 1) c.pipeline = 2;
-        c.stages = max_stages_for(kind, c.block_m, c.block_n, cs.k, smem, c.k_ways,
-                                  ring_chunk_n(kind, c.block_n, c.k_ways, c.chunk_n));
+        fit_stages(c, kind, cs.k, smem);
         c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
         c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
     }
