@@ -38,7 +38,7 @@ INSTANCES = [
     ("sm90_fp8_gemm_1d2d", "128, 144, 5, 2, 16, 16"),
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16"),  # two 128-column halves per K block
     ("sm90_fp8_gemm_1d2d", "128, 192, 4, 1, 64, 16"),  # single pass, promotion per column offset 0 / 64
-    ("sm90_fp8_gemm_1d2d", "128, 192, 5, 1, 32, 16, 1, 1"),  # long K: 5 stages, output through a ring of 32-column chunks
+    ("sm90_fp8_gemm_1d2d", "128, 192, 5, 1, 32, 16, 1, 1"),  # long K: 5 stages, output ring of 32-column chunks
     ("sm90_fp8_gemm_1d2d", "128, 192, 4, 2, 64, 16, 1, 1"),  # the same, epilogue first, B multicast
     ("sm90_fp8_gemm_1d2d", "128, 176, 4, 1, 16, 16"),  # single pass over up to three SFB blocks
     ("sm90_fp8_gemm_1d2d", "128, 256, 3, 1, 64, 16, 1, 1"),  # pipelined, epilogue before the next tile's wgmma

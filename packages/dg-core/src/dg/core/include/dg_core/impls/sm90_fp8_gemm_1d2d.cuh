@@ -95,10 +95,10 @@ struct Sm90Fp8Gemm1d2dConfig {
     // stores its rows chunk by chunk, waiting before it rewrites a slot until the store two chunks back has read it.
     static constexpr unsigned int kChunkBytes = BLOCK_M * kChunkN * 2;
     static constexpr bool kDRing =
-        kKWays == 1 && align_up(align_up(BLOCK_M * BLOCK_N * 2, 1024u) +
-                                    kNumStages * (kTileABytes + kTileBBytes + kSfaBytes), 8u) +
-                               kNumStages * 16 + 16 + 1024 >
-                           232448;
+        kKWays == 1 &&
+        align_up(align_up(BLOCK_M * BLOCK_N * 2, 1024u) + kNumStages * (kTileABytes + kTileBBytes + kSfaBytes), 8u) +
+                kNumStages * 16 + 16 + 1024 >
+            232448;
     static constexpr unsigned int kDBytes = kDRing ? 2 * kChunkBytes : BLOCK_M * BLOCK_N * 2;
     static constexpr unsigned int kOffA = align_up(kDBytes, 1024u);
     static constexpr unsigned int kOffB = kOffA + kNumStages * kTileABytes;
@@ -405,7 +405,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             if (store_thread) ptx::tma_store_wait_read<0>();
             ptx::named_barrier_sync(1 + rg, 128);
             epilogue::write_accum_to_smem<bf16, BLOCK_M, BLOCK_N, kChunkN, (kNumHalves == 2)>(smem_d, accum, rg,
-                                                                                                warp_in_wg, lane);
+                                                                                              warp_in_wg, lane);
             ptx::fence_proxy_async_smem();
             ptx::named_barrier_sync(1 + rg, 128);
             if (store_thread)

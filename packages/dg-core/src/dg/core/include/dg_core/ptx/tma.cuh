@@ -47,8 +47,8 @@ DG_DEVICE void tma_load_3d(void* smem_dst, const TensorMap* desc, unsigned long 
         : "memory");
 }
 
-DG_DEVICE void tma_load_3d_hint(void* smem_dst, const TensorMap* desc, unsigned long long* bar, int c0, int c1,
-                                int c2, unsigned long long policy) {
+DG_DEVICE void tma_load_3d_hint(void* smem_dst, const TensorMap* desc, unsigned long long* bar, int c0, int c1, int c2,
+                                unsigned long long policy) {
     asm volatile(
         "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], "
         "[%1, {%3, %4, %5}], [%2], %6;" ::"r"(smem_addr(smem_dst)),
@@ -76,7 +76,8 @@ DG_DEVICE void tma_store_2d(const TensorMap* desc, const void* smem_src, int c0,
 
 // The same with an L2 cache policy (l2_policy_evict_first: output lines become the first victims, so a GEMM's
 // streamed output does not displace its operands from the L2).
-DG_DEVICE void tma_store_2d_hint(const TensorMap* desc, const void* smem_src, int c0, int c1, unsigned long long policy) {
+DG_DEVICE void tma_store_2d_hint(const TensorMap* desc, const void* smem_src, int c0, int c1,
+                                 unsigned long long policy) {
     asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group.L2::cache_hint [%0, {%2, %3}], [%1], %4;" ::"l"(
                      reinterpret_cast<unsigned long long>(desc)),
                  "r"(smem_addr(smem_src)), "r"(c0), "r"(c1), "l"(policy)

@@ -146,7 +146,9 @@ struct PagedHeader {
 constexpr unsigned int kPagedWorkBytes = 2 * sizeof(PagedHeader) + align_up(4 * (kPagedDynamicMaxBatch + 1), 16u);
 
 // Items (256-token splits) of a clamped length.
-DG_DEVICE unsigned int paged_items(unsigned int len) { return ceil_div(len, kPagedSplitBlocks * kBlockKV); }
+DG_DEVICE unsigned int paged_items(unsigned int len) {
+    return ceil_div(len, kPagedSplitBlocks * kBlockKV);
+}
 
 // One warp: prefix[b] = items of sequences 0 .. b - 1 for b = 0 .. B (batch <= kPagedDynamicMaxBatch); returns
 // the total in 64 bits (the table is valid only when it stays below 2^31). NOTE: each lane loads four lengths
@@ -182,8 +184,10 @@ DG_DEVICE void paged_emit_items(const PagedParams& p, const unsigned int* prefix
     unsigned int l = 0, r = p.batch;
     while (r - l > 1) {
         const unsigned int m = (l + r) / 2;
-        if (prefix[m] <= lo) l = m;
-        else r = m;
+        if (prefix[m] <= lo)
+            l = m;
+        else
+            r = m;
     }
     unsigned int b = l;
     while (lo < hi && b < p.batch) {
