@@ -360,8 +360,8 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
     // A forced stage count that does not fit beside the output tile narrows the output ring's chunks (1D2D, one K
     // way: a ring of two chunk_n-column chunks) until it does, e.g. 128 x 192 with 5 stages and 32-column chunks.
-    while (kind == Sm90Fp8Kind::k1D2D && f.stages > 0 && c.k_ways == 1 && c.smem_bytes > smem_limit && c.chunk_n > 8 &&
-           head_left == 0 && head_right == 0) {
+    // NOTE: halving keeps the chunk a divisor of the head-split segments that pick_chunk_n's chunk divides.
+    while (kind == Sm90Fp8Kind::k1D2D && f.stages > 0 && c.k_ways == 1 && c.smem_bytes > smem_limit && c.chunk_n > 8) {
         c.chunk_n /= 2;
         c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
     }

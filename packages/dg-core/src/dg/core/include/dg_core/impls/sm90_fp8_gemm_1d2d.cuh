@@ -91,7 +91,7 @@ struct Sm90Fp8Gemm1d2dConfig {
     static constexpr unsigned int kTileBBytes = BLOCK_N * mma::kBlockK;
     static constexpr unsigned int kSfaBytes = BLOCK_M * 4;
     // Output staging: the whole BLOCK_M x BLOCK_N tile, or (kDRing) a ring of two kChunkN-column chunks when the
-    // whole tile does not fit beside the stages (e.g. 128 x 256 with 4 stages): each warpgroup then writes and
+    // whole tile does not fit beside the stages (128 x 256 with 4 stages, 128 x 192 with 5): each warpgroup writes and
     // stores its rows chunk by chunk, waiting before it rewrites a slot until the store two chunks back has read it.
     static constexpr unsigned int kChunkBytes = BLOCK_M * kChunkN * 2;
     static constexpr bool kDRing =
