@@ -125,7 +125,8 @@ inline int pick_chunk_n(Sm90Fp8Kind kind, int block_n, int head_left, int head_r
 //  * 128 x 256: `chunk_n` (64), a fourth stage (see the model's NOTE in choose_sm90_fp8_config_model);
 //  * 128 x 192 from 32 K blocks on: 32-column chunks, a fifth stage. Whole tile with 4 stages -> ring with 5:
 //    4096x2112x7168 103.7 -> 101.9, 4096x4608x7168 198.7 -> 194.8, 4096x16384x7168 691.4 -> 678.1, 8192x8192x8192
-//    795.7 -> 782.2, 8192x16384x7168 1394.9 -> 1372.7, 8192x2112x7168 199.8 -> 196.6; but 4096x32768x512 147.0 ->
+//    795.7 -> 782.2, 8192x16384x7168 1394.9 -> 1372.7, 8192x2112x7168 199.8 -> 196.6 (on another machine 0.5-1.2%:
+//    4096x2112x7168 101.0 -> 99.8, 8192x8192x8192 767.6 -> 763.7); but 4096x32768x512 147.0 ->
 //    170.2 and 2048x32768x512 76.3 -> 91.1: the ring's epilogue (six chunk stores per row group, each waiting for
 //    the store two chunks back) costs ~0.5 us per tile, which the fifth stage repays only over many K blocks
 //    (break-even near 27 K blocks from these two ends; not measured in between).
