@@ -145,12 +145,23 @@ inline int max_stages_for(Sm90Fp8Kind kind, int block_m, int block_n, int k, int
     return stages;
 }
 
-// Sets c.stages (as many as fit) for the config's tile, K ways and store chunk; where ring_chunk_n gains a stage
-// over the whole output tile, the tile stages its output through the ring and c.chunk_n becomes the ring's chunk.
+// Sets c.smem_bytes for c.stages, first narrowing c.chunk_n (1D2D, one K way) while the stages do not fit: the
+// kernel then stages its output through a ring of two chunk_n-column chunks (Cfg::kDRing) instead of the whole tile.
+// NOTE: halving keeps the chunk a divisor of the head-split segments that pick_chunk_n's chunk divides.
+inline void fit_output_ring(Sm90Fp8Config& c, Sm90Fp8Kind kind, int smem_limit) {
+    c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
+    while (kind == Sm90Fp8Kind::k1D2D && c.k_ways == 1 && c.smem_bytes > smem_limit && c.chunk_n > 8) {
+        c.chunk_n /= 2;
+        c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
+    }
+}
+
+// Sets c.stages to as many as fit for the config's tile and K ways, with the output ring where ring_chunk_n says it
+// pays (c.chunk_n then narrows to the widest chunk that fits them), and c.smem_bytes.
 inline void fit_stages(Sm90Fp8Config& c, Sm90Fp8Kind kind, int k, int smem_limit) {
     const int ring = ring_chunk_n(kind, c.block_n, c.k_ways, c.chunk_n, ceil_div_i(k, kBlockK));
     c.stages = max_stages_for(kind, c.block_m, c.block_n, k, smem_limit, c.k_ways, ring);
-    if (ring > 0 && sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways) > smem_limit) c.chunk_n = ring;
+    fit_output_ring(c, kind, smem_limit);
 }
 
 // K ways for small M (1D2D): the time of a small-M tile is set by one warpgroup's per-K-block chain (barrier wait
@@ -170,7 +181,7 @@ inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
 // configuration fits (the caller reports it).
 //
 // Rules, each measured on an H100 SXM (docs/perf_log.md, section sm90_fp8_gemm):
-//  * M > 128 (compute-bound): BLOCK_M 128 and BLOCK_N 256, 192, 128 or 160, whichever needs fewer "tile-width
+//  * M > 128 (compute-bound): BLOCK_M 128 and BLOCK_N 256, 192, 176, 128 or 160, whichever needs fewer "tile-width
 //    waves" (waves * BLOCK_N / rate; BLOCK_N 160 pays ~2% per tile for straddling SFB blocks, BLOCK_N 256
 //    -- two 128-column halves per K block -- runs 6-9% faster per FLOP than 128 at full waves: 4096x4096x7168
 //    226 -> 206 us, 4096x7168x16384 898 -> 826 us, but 4096x2112x7168 141 -> 153 us on 3 waves of 288 tiles;
@@ -226,7 +237,6 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
         const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, block_n) * splits;
         c.num_ctas = static_cast<int>(std::min<int64_t>(units, num_sms));
         if (multicast) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
-        c.smem_bytes = sm90_fp8_smem_bytes(kind, block_m, block_n, c.stages, c.k_ways, c.chunk_n);
         c.threads = 128 * (block_m / 64 * c.k_ways + 1);
         return c;
     };
@@ -358,14 +368,9 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
         fit_stages(c, kind, k, smem_limit);
     const int num_m_blocks = ceil_div_i(m, c.block_m);
     if (c.cluster_m == 2 && ((c.block_n / 2) % 8 != 0 || num_m_blocks % 2 != 0)) c.cluster_m = 1;
-    c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
-    // A forced stage count that does not fit beside the output tile narrows the output ring's chunks (1D2D, one K
-    // way: a ring of two chunk_n-column chunks) until it does, e.g. 128 x 192 with 5 stages and 32-column chunks.
-    // NOTE: halving keeps the chunk a divisor of the head-split segments that pick_chunk_n's chunk divides.
-    while (kind == Sm90Fp8Kind::k1D2D && f.stages > 0 && c.k_ways == 1 && c.smem_bytes > smem_limit && c.chunk_n > 8) {
-        c.chunk_n /= 2;
-        c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
-    }
+    // A forced stage count that does not fit beside the whole output tile narrows the ring's chunks until it does
+    // (e.g. 128 x 192 with 5 stages: 32-column chunks).
+    fit_output_ring(c, kind, smem_limit);
     c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
     const bool ok = (c.block_m == 64 || c.block_m == 128) && k_ways_ok(c.block_m, c.block_n, c.k_ways) &&
                     c.block_n % 8 == 0 && c.block_n >= 8 && c.block_n <= 256 && c.chunk_n > 0 &&

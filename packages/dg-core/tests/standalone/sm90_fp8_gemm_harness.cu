@@ -130,7 +130,6 @@ static Sm90Fp8Config config_for(const Case& cs, int sms, int smem) {
         // count their hand-off buffers in the stage budget (without them a sweep instance overflowed shared memory).
         while (c.k_ways > 1 && !k_ways_ok(c.block_m, c.block_n, c.k_ways)) --c.k_ways;
         fit_stages(c, kind, cs.k, smem);
-        c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
         c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
         const int64_t tiles = int64_t(ceil_div_i(cs.m, c.block_m)) * ceil_div_i(cs.n, c.block_n);
         c.num_ctas = static_cast<int>(std::min<int64_t>(tiles, sms));
@@ -149,7 +148,6 @@ static Sm90Fp8Config config_for(const Case& cs, int sms, int smem) {
         c.k_ways = cs.k_ways;
         if (c.k_ways > 1) c.pipeline = 2;
         fit_stages(c, kind, cs.k, smem);
-        c.smem_bytes = sm90_fp8_smem_bytes(kind, c.block_m, c.block_n, c.stages, c.k_ways, c.chunk_n);
         c.threads = 128 * (c.block_m / 64 * c.k_ways + 1);
     }
     return c;
