@@ -8,10 +8,11 @@ Environment (all optional):
              clock spreads over all of them instead of favouring the first
   AB_REPS    calls per timing (default 30; median, L2 flushed before each, dg.core.benchmark.Context)
 
-Every variant is first checked once: output poisoned with NaN, calc_diff against a float64 reference of the same
-quantised inputs (< 1e-3) and every 128 x 128 tile within 1e-2 of its largest reference value. A variant that fails
-the check is reported and not timed. Prints one Markdown table (us per round, median of the rounds); writes it to
-$OUT/force_ab.md when $OUT is set. Run from the repository root after the packages are installed.
+Every variant is first checked once with the GPU tests' check (tests/test_sm90_fp8_gemm_gpu.py): output poisoned
+with NaN, calc_diff against a float64 reference of the same quantised inputs (< 1e-3) and every 128 x 128 tile within
+1e-2 of its largest reference value. A variant that fails the check is reported and not timed. Prints one Markdown
+table (us per round, median of the rounds); writes it to $OUT/force_ab.md when $OUT is set. Run from the repository
+root after the packages are installed.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[4]
 
 
-def _routine():
-    spec = importlib.util.spec_from_file_location("ab_routine", ROOT / "benchmarks/routines/sm90_fp8_gemm.py")
+def _gpu_tests():
+    """The GPU tests' quantisation, reference and check helpers (imported by path: tests are not a package)."""
+    path = ROOT / "packages/dg-core/tests/test_sm90_fp8_gemm_gpu.py"
+    spec = importlib.util.spec_from_file_location("fp8_gemm_gpu_tests", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -54,22 +57,11 @@ def _set_force(force: str) -> None:
         os.environ.pop("DG_SM90_FP8_FORCE", None)
 
 
-def _tile_error(out: torch.Tensor, ref: torch.Tensor) -> str | None:
-    err = (out.double() - ref).abs()
-    m, n = ref.shape
-    for i in range(0, m, 128):
-        for j in range(0, n, 128):
-            e, r = err[i : i + 128, j : j + 128].max(), ref[i : i + 128, j : j + 128].abs().max()
-            if e > 1e-2 * r + 1e-6:
-                return f"tile ({i}, {j}) error {float(e):.3e} vs max |ref| {float(r):.3e}"
-    return None
-
-
 def main() -> int:
     from dg import core
     from dg.core.benchmark import Context
 
-    r = _routine()
+    t = _gpu_tests()
     shapes = _parse_shapes(os.environ.get("AB_SHAPES", "4096x2112x7168"))
     forces = _parse_forces(os.environ.get("AB_FORCES", "heuristic=;bn192=192,0,1;bn192mc=192,0,2"))
     rounds = int(os.environ.get("AB_ROUNDS", "3"))
@@ -80,17 +72,9 @@ def main() -> int:
              "|" + "---|" * (rounds + 7)]
     failed = False
     for m, n, k in shapes:
-        x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
-        w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
-        a, sfa = r._quantise(torch, x, 1)
-        b, sfb = r._quantise(torch, w, 128)
-        sfa_mn = r._mn_major(torch, sfa)
-        deq_a = a.double() * sfa.double().repeat_interleave(128, 1)[:, :k]
-        deq_b = b.double() * sfb.double().repeat_interleave(128, 0)[:n].repeat_interleave(128, 1)[:, :k]
-        ref = deq_a @ deq_b.T
-        del deq_a, deq_b
+        a, b, ref = t.make_1d2d(m, n, k)
         d = torch.empty(m, n, device="cuda", dtype=torch.bfloat16)
-        fn = lambda: core.fp8_gemm_nt((a, sfa_mn), (b, sfb), d)  # noqa: E731
+        fn = lambda: core.fp8_gemm_nt(a, b, d)  # noqa: E731
         ok: dict[str, str] = {}
         for label, force in forces:
             _set_force(force)
@@ -98,13 +82,9 @@ def main() -> int:
                 d.fill_(float("nan"))
                 fn()
                 torch.cuda.synchronize()
-                if torch.isnan(d).any():
-                    ok[label] = "NaN left (unwritten output)"
-                else:
-                    diff = r._calc_diff(d, ref)
-                    tile = _tile_error(d, ref)
-                    ok[label] = f"FAIL calc_diff {diff:.2e}" if diff >= 1e-3 else (f"FAIL {tile}" if tile else
-                                                                                   f"ok {diff:.1e}")
+                ok[label] = f"ok {t.check(d, ref, label):.1e}"
+            except AssertionError as e:
+                ok[label] = f"FAIL {e}"
             except Exception as e:  # noqa: BLE001 - report the variant and go on
                 ok[label] = f"error {type(e).__name__}: {e}".replace("\n", " ")[:160]
             failed |= not ok[label].startswith("ok")
