@@ -18,6 +18,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -329,12 +330,19 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
 struct Sm90Fp8Force {
     // loop: 1 + the main-loop variant (kPipeline: 0 plain, 1 pipelined with the epilogue first, 2 early issue).
     int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0, block_m = 0, loop = 0;
+    // Every field, in one place: comparison, hashing and any() read them through this list, so a new field
+    // cannot be left out of one of them.
+    std::array<int, 7> fields() const { return {block_n, stages, cluster_m, ctas, k_ways, block_m, loop}; }
     bool any() const {
-        return block_n > 0 || stages > 0 || cluster_m > 0 || ctas > 0 || k_ways > 0 || block_m > 0 || loop > 0;
+        for (int v : fields())
+            if (v > 0) return true;
+        return false;
     }
-    bool operator==(const Sm90Fp8Force& o) const {
-        return block_n == o.block_n && stages == o.stages && cluster_m == o.cluster_m && ctas == o.ctas &&
-               k_ways == o.k_ways && block_m == o.block_m && loop == o.loop;
+    bool operator==(const Sm90Fp8Force& o) const { return fields() == o.fields(); }
+    uint64_t hash() const {
+        uint64_t h = 1469598103934665603ull;  // FNV-1a over the fields
+        for (int v : fields()) h = (h ^ static_cast<uint64_t>(static_cast<uint32_t>(v))) * 1099511628211ull;
+        return h;
     }
 };
 
