@@ -339,11 +339,6 @@ struct Sm90Fp8Force {
         return false;
     }
     bool operator==(const Sm90Fp8Force& o) const { return fields() == o.fields(); }
-    uint64_t hash() const {
-        uint64_t h = 1469598103934665603ull;  // FNV-1a over the fields
-        for (int v : fields()) h = (h ^ static_cast<uint64_t>(static_cast<uint32_t>(v))) * 1099511628211ull;
-        return h;
-    }
 };
 
 inline Sm90Fp8Force sm90_fp8_force_from_env() {

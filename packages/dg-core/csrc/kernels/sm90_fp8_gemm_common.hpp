@@ -120,9 +120,11 @@ inline const Sm90Fp8Plan& sm90_fp8_plan(Sm90Fp8Kind kind, int64_t m, int64_t n, 
     struct KeyHash {
         size_t operator()(const Key& x) const {
             uint64_t h = 1469598103934665603ull;
-            for (int64_t v : {x.m, x.n, x.k, int64_t(x.kind), int64_t(x.dev), int64_t(x.sms), int64_t(x.hl),
-                              int64_t(x.hr), static_cast<int64_t>(x.force.hash())})
-                h = (h ^ static_cast<uint64_t>(v)) * 1099511628211ull;
+            auto mix = [&h](int64_t v) { h = (h ^ static_cast<uint64_t>(v)) * 1099511628211ull; };
+            for (int64_t v :
+                 {x.m, x.n, x.k, int64_t(x.kind), int64_t(x.dev), int64_t(x.sms), int64_t(x.hl), int64_t(x.hr)})
+                mix(v);
+            for (int v : x.force.fields()) mix(v);
             return static_cast<size_t>(h);
         }
     };
