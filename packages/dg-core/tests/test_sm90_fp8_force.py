@@ -20,8 +20,8 @@ int main(int argc, char** argv) {
     int m = std::atoi(argv[1]), n = std::atoi(argv[2]), k = std::atoi(argv[3]);
     Sm90Fp8Kind kind = std::atoi(argv[4]) == 0 ? Sm90Fp8Kind::k1D2D : Sm90Fp8Kind::k1D1D;
     Sm90Fp8Config c = choose_sm90_fp8_config(kind, m, n, k, 132, 232448);
-    std::printf("%d %d %d %d %d %d %d\n", c.block_n, c.stages, c.cluster_m, c.num_ctas, c.chunk_n, c.smem_bytes,
-                c.pipeline);
+    std::printf("%d %d %d %d %d %d %d %d %d\n", c.block_n, c.stages, c.cluster_m, c.num_ctas, c.chunk_n, c.smem_bytes,
+                c.pipeline, c.num_whole, c.tail_stride);
 }
 """
 
@@ -67,11 +67,11 @@ def test_unset_and_empty_keep_the_model(exe):
 
 
 def test_forced_fields_replace_the_model(exe):
-    bn, stages, cl, ctas, chunk, smem, _ = run(exe, "128,0,2", 4096, 4096, 7168)[0]
+    bn, stages, cl, ctas, chunk, smem = run(exe, "128,0,2", 4096, 4096, 7168)[0][:6]
     assert (bn, stages, cl, ctas) == (128, 5, 2, 132)
-    bn, stages, cl, ctas, chunk, smem, _ = run(exe, "160,4,2,128", 4096, 4096, 7168)[0]
+    bn, stages, cl, ctas, chunk, smem = run(exe, "160,4,2,128", 4096, 4096, 7168)[0][:6]
     assert (bn, stages, cl, ctas, chunk) == (160, 4, 2, 128, 32) and smem <= 232448
-    bn, stages, cl, ctas, chunk, _, _ = run(exe, "32,0,1", 64, 2112, 7168)[0]
+    bn, stages, cl, ctas, chunk = run(exe, "32,0,1", 64, 2112, 7168)[0][:5]
     assert (bn, cl, ctas, chunk) == (32, 1, 66, 32) and stages == 16
 
 
@@ -122,3 +122,22 @@ def test_forced_stages_narrow_the_output_ring(exe):
     assert got[:5] == (192, 4, 1, 132, 64) and not err
     got, err = run(exe, "192,6,1", 4096, 2112, 7168)  # six stages leave no room even for 8-column chunks
     assert "cannot run" in err and got == run(exe, None, 4096, 2112, 7168)[0]
+
+
+def test_stream_k_tail(exe):
+    # The model: 4096x2112x7168 runs 2 whole waves of 128 x 192 tiles and cuts the K blocks of the last 88 tiles into
+    # 132 ranges of 37-38 blocks (at most 3 CTAs per tile); 8192x2112x7168 5 waves and ranges of 18-19 blocks (at most
+    # 5); none where the tiles fill whole waves, with multicast tiles, short K or small M.
+    got = run(exe, None, 4096, 2112, 7168)[0]
+    assert got[:4] == (192, 5, 1, 132) and got[7:] == (264, 3)
+    assert run(exe, None, 8192, 2112, 7168)[0][7:] == (660, 5)
+    for shape in [(6144, 2112, 7168), (4096, 4096, 7168), (4096, 32768, 512), (64, 2112, 7168), (128, 2112, 7168)]:
+        assert run(exe, None, *shape)[0][7:] == (0, 0), shape
+    # Eighth force field: 1 turns the tail off, 2 forces it wherever the config allows one (also with no whole wave:
+    # every tile in the tail, on every SM), and it follows a forced tile; multicast tiles never take one.
+    assert run(exe, "0,0,0,0,0,0,0,1", 4096, 2112, 7168)[0][7:] == (0, 0)
+    got = run(exe, "0,0,0,0,0,0,0,2", 2049, 576, 7168)[0]
+    assert got[3] == 132 and got[7] == 0 and got[8] >= 2
+    got, err = run(exe, "128,0,1,0,0,0,0,2", 4096, 2112, 7168)  # 32 x 17 tiles of 128 x 128: 4 waves + 16
+    assert got[0] == 128 and got[7] == 528 and got[8] >= 2 and not err
+    assert run(exe, "0,0,2,0,0,0,0,2", 4096, 4096, 7168)[0][7:] == (0, 0)

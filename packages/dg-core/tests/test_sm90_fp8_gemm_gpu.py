@@ -111,6 +111,50 @@ def test_fp8_gemm_nt_1d2d_forced_wide_tiles(monkeypatch, m, n, k, force):
     check(d, ref, f"1d2d {m}x{n}x{k} forced {force}")
 
 
+# Stream-K tail (heuristics choose_tail_split): the K blocks of the last, partial wave's tiles are cut into one range
+# per CTA and the pieces of a tile meet in the split-K fix-up through the stream's workspace. The model's tails
+# (4096x2112x7168 is a seed shape above), the tail forced on ragged shapes (partial M / N tiles, a partial last K
+# block, every tile in the tail) and on a forced tile; each launched three times, checked every time (a launch must
+# leave the counters zero for the next).
+@pytest.mark.parametrize("force", ["", "0,0,0,0,0,0,0,2", "128,0,1,0,0,0,0,2"])
+@pytest.mark.parametrize("m,n,k", [(8192, 2112, 7168), (4097, 2112, 2064), (2049, 576, 7168), (640, 1000, 1040)])
+def test_fp8_gemm_nt_1d2d_stream_k_tail(monkeypatch, m, n, k, force):
+    monkeypatch.setenv("DG_SM90_FP8_FORCE", force)
+    a, b, ref = make_1d2d(m, n, k)
+    d = torch.empty((m, n), device="cuda", dtype=torch.bfloat16)
+    for i in range(3):
+        d.fill_(float("nan"))
+        _core().fp8_gemm_nt(a, b, d)
+        torch.cuda.synchronize()
+        check(d, ref, f"stream-K tail {m}x{n}x{k} force {force or '-'} launch {i}")
+
+
+def test_fp8_gemm_nt_stream_k_tail_streams_and_growth():
+    # Two streams at once (each has its own workspace), then the same stream with a larger tail (its workspace
+    # grows; the old one is freed behind the launches queued before), then the smaller one again.
+    core = _core()
+    big, small = (8192, 2112, 7168), (4096, 2112, 7168)
+    streams = [torch.cuda.Stream(), torch.cuda.Stream()]
+    cases = [make_1d2d(*small), make_1d2d(*small)]
+    outs = [torch.full(small[:2], float("nan"), device="cuda", dtype=torch.bfloat16) for _ in cases]
+    for _ in range(2):
+        for s, (a, b, _), d in zip(streams, cases, outs, strict=True):
+            s.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(s):
+                d.fill_(float("nan"))
+                core.fp8_gemm_nt(a, b, d)
+        torch.cuda.synchronize()
+        for (_, _, ref), d in zip(cases, outs, strict=True):
+            check(d, ref, "stream-K tail on two streams")
+    with torch.cuda.stream(streams[0]):
+        for shape in (small, big, small):
+            a, b, ref = make_1d2d(*shape)
+            d = torch.full(shape[:2], float("nan"), device="cuda", dtype=torch.bfloat16)
+            core.fp8_gemm_nt(a, b, d)
+            streams[0].synchronize()
+            check(d, ref, f"stream-K tail, workspace growth {shape}")
+
+
 @pytest.mark.parametrize(
     "m,n,k",
     [
@@ -157,7 +201,8 @@ def test_fp8_gemm_nt_skip_head_mid(m, left, mid, right, heads, k):
     assert torch.isnan(d[:, gap]).all(), "the 'mid' gap columns must keep their previous contents"
 
 
-@pytest.mark.parametrize("m,n,k", [(64, 2112, 7168), (4096, 4096, 1536)])
+# 4096x2112x7168 runs a stream-K tail eagerly; a captured launch runs every tile whole (no workspace in a graph).
+@pytest.mark.parametrize("m,n,k", [(64, 2112, 7168), (4096, 4096, 1536), (4096, 2112, 7168)])
 def test_fp8_gemm_nt_cuda_graph_replay(m, n, k):
     a, b, _ = make_1d2d(m, n, k)
     d = torch.full((m, n), float("nan"), device="cuda", dtype=torch.bfloat16)

@@ -33,11 +33,13 @@ struct Sm90Fp8Config {
     int block_n = 128;
     int stages = 4;
     int cluster_m = 1;
-    int chunk_n = 64;    // output columns per TMA store box (BF16: 8..64, FP32: 4..32)
-    int group_m = 16;    // M blocks per raster band of the scheduler
-    int num_ctas = 1;    // persistent grid size
-    int num_splits = 1;  // K splits per output tile (split-K with an in-kernel fix-up)
-    int smem_bytes = 0;  // dynamic shared memory to request
+    int chunk_n = 64;     // output columns per TMA store box (BF16: 8..64, FP32: 4..32)
+    int group_m = 16;     // M blocks per raster band of the scheduler
+    int num_ctas = 1;     // persistent grid size
+    int num_splits = 1;   // K splits per output tile (split-K with an in-kernel fix-up)
+    int num_whole = 0;    // with tail_stride > 0: leading tiles (whole waves, raster order) before the stream-K tail
+    int tail_stride = 0;  // stream-K tail: partial slots per tail tile (its most contributing CTAs), 0 = no tail
+    int smem_bytes = 0;   // dynamic shared memory to request
     int threads = 384;
     int k_ways = 1;  // 1D2D: math warpgroups per row group, each on every k_ways-th K block of a tile
     // 1D2D, one K way: the math loop's pipelining across tiles (the kernel's kPipeline: 2 early issue of a tile's
@@ -46,12 +48,11 @@ struct Sm90Fp8Config {
 
     std::string describe() const {
         char buf[220];
-        std::snprintf(
-            buf, sizeof(buf),
-            "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d splits=%d smem=%d threads=%d "
-            "k_ways=%d pipeline=%d",
-            block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, num_splits, smem_bytes, threads, k_ways,
-            pipeline);
+        std::snprintf(buf, sizeof(buf),
+                      "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d splits=%d tail=%d/%d "
+                      "smem=%d threads=%d k_ways=%d pipeline=%d",
+                      block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, num_splits, num_whole,
+                      tail_stride, smem_bytes, threads, k_ways, pipeline);
         return buf;
     }
 };
@@ -177,6 +178,58 @@ inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
     return k_ways_ok(block_m, block_n, ways) ? ways : 1;
 }
 
+// Stream-K tail (1D2D, one K way, no cluster, not the early-issue loop): when the tiles fill `full` waves of the grid
+// and leave `rem` tiles for a last, partial wave, the first full * grid tiles run whole and the rem * K blocks of the
+// others are cut into one contiguous range per CTA (dense scheduler), so the last wave takes rem * K / grid K blocks
+// per CTA instead of a whole tile's K. A tile of the tail is shared by the CTAs whose ranges meet it (two or three),
+// which the kernel's split-K fix-up sums through a per-stream workspace: each piece writes its FP32 partial, fences and
+// counts itself in, the last one reads the others back. Priced in K blocks of the busiest CTA: its range plus
+// kTailFixupKBlocks per piece, two pieces (a range usually ends one tile and starts the next). Taken when that saves at
+// least kTailMinGain of the launch, with at least kTailMinKBlocks per range and a workspace within
+// kMaxTailWorkspaceBytes. `forced`: 0 the rule (M > 128, at least one whole wave, tiles at least 128 wide), 1 never,
+// 2 whenever the config allows a tail (also with no whole wave: every tile in the tail).
+// NOTE: the fix-up price comes from the split-K probes of perf log "GEMM v32" (a round of fix-ups cost ~6 us at
+// 128 x 192 x 7168, ~10 K blocks for the busiest CTA with three contributors per tile).
+inline constexpr double kTailFixupKBlocks = 4.0;
+inline constexpr int kTailMinKBlocks = 8;
+inline constexpr double kTailMinGain = 0.03;
+inline constexpr int64_t kMaxTailWorkspaceBytes = int64_t(64) << 20;
+
+// Bytes of the tail's partial slots (every tail tile gets tail_stride slots of BLOCK_M x BLOCK_N FP32).
+inline int64_t tail_workspace_bytes(const Sm90Fp8Config& c, int64_t tail_tiles) {
+    return tail_tiles * c.tail_stride * c.block_m * c.block_n * 4;
+}
+
+inline void choose_tail_split(Sm90Fp8Config& c, Sm90Fp8Kind kind, int m, int n, int k, int num_sms, int forced = 0) {
+    c.num_whole = 0;
+    c.tail_stride = 0;
+    // NOTE: mirrors the kernel's DenseScheduler<..., kStreamK> (sm90_fp8_gemm_1d2d_impl).
+    if (kind != Sm90Fp8Kind::k1D2D || c.cluster_m != 1 || c.k_ways != 1 || c.pipeline == 2 || c.num_splits != 1 ||
+        num_sms < 1 || forced == 1)
+        return;
+    const int64_t tiles = static_cast<int64_t>(ceil_div_i(m, c.block_m)) * ceil_div_i(n, c.block_n);
+    const int64_t grid = num_sms, full = tiles / grid, rem = tiles % grid;
+    // NOTE: the price is measured for wide tiles after whole waves only (a K block of a 128 x 192 tile ~0.6 us); a
+    // narrow tile's K block is far shorter than the fix-up.
+    if (forced == 0 && (m <= 128 || full < 1 || c.block_n < 128)) return;
+    const int64_t kb = ceil_div_i(k, kBlockK);
+    const int64_t tail_tiles = rem > 0 ? rem : (full == 1 ? tiles : 0);  // forced, one exact wave: all of it
+    if (tail_tiles == 0) return;
+    if (tail_tiles * kb >= (int64_t(1) << 31)) return;  // the scheduler's 32-bit tail arithmetic
+    const int64_t range = tail_tiles * kb / grid;       // shortest range (K blocks)
+    if (range < (forced == 0 ? kTailMinKBlocks : 1)) return;
+    if (forced == 0) {
+        const double cost = static_cast<double>(range + 1) + 2 * kTailFixupKBlocks;
+        if ((static_cast<double>(kb) - cost) / (static_cast<double>(full + 1) * kb) < kTailMinGain) return;
+    }
+    Sm90Fp8Config t = c;
+    t.tail_stride = static_cast<int>((kb - 1) / range + 2);  // most ranges that can meet one tile
+    if (tail_workspace_bytes(t, tail_tiles) > kMaxTailWorkspaceBytes) return;
+    c.tail_stride = t.tail_stride;
+    c.num_whole = static_cast<int>(tiles - tail_tiles);
+    c.num_ctas = static_cast<int>(grid);
+}
+
 // `smem_limit`: the per-block opt-in limit of the device; `num_sms`: get_num_sms().
 // `head_left/right`: fp8_gemm_nt_skip_head_mid segments (0 when unused). Returns block_n == 0 if no
 // configuration fits (the caller reports it).
@@ -275,7 +328,9 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
         if (best_n == 0) return best;
         const bool multicast =
             multicast_ok && (best_n == 256 || (k >= 12288 && best_n <= 160 && (best_n / 2) % 8 == 0));
-        return finish(best_n, 1, multicast);
+        Sm90Fp8Config c = finish(best_n, 1, multicast);
+        choose_tail_split(c, kind, m, n, k, num_sms);
+        return c;
     }
 
     // NOTE: per-SM rates in arbitrary units: FP8 math 1400/132 "TFLOPS", loads 4 * 3 / 132 "TB/s".
@@ -323,16 +378,18 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
     return finish(best_n, 1, false);
 }
 
-// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas[,k_ways[,block_m]]]" (0 or missing = keep the
-// heuristic's value) replaces parts of a 1D2D config, for A/B timing through the real API (benchmarks, probes). Returns
-// the config unchanged when the variable is unset or the forced config cannot run (the reason goes to stderr);
-// a forced cluster of 2 is dropped when BLOCK_N / 2 is not a multiple of 8 or the M blocks are odd.
+// Experiment knob: DG_SM90_FP8_FORCE="block_n,stages,cluster_m[,ctas[,k_ways[,block_m[,loop[,tail]]]]]" (0 or
+// missing = keep the heuristic's value) replaces parts of a 1D2D config, for A/B timing through the real API
+// (benchmarks, probes). Returns the config unchanged when the variable is unset or the forced config cannot run (the
+// reason goes to stderr); a forced cluster of 2 is dropped when BLOCK_N / 2 is not a multiple of 8 or the M blocks
+// are odd.
 struct Sm90Fp8Force {
     // loop: 1 + the main-loop variant (kPipeline: 0 plain, 1 pipelined with the epilogue first, 2 early issue).
-    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0, block_m = 0, loop = 0;
+    // tail: the stream-K tail (choose_tail_split's `forced`: 1 off, 2 forced).
+    int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0, block_m = 0, loop = 0, tail = 0;
     // Every field, in one place: comparison, hashing and any() read them through this list, so a new field
     // cannot be left out of one of them.
-    std::array<int, 7> fields() const { return {block_n, stages, cluster_m, ctas, k_ways, block_m, loop}; }
+    std::array<int, 8> fields() const { return {block_n, stages, cluster_m, ctas, k_ways, block_m, loop, tail}; }
     bool any() const {
         for (int v : fields())
             if (v > 0) return true;
@@ -345,8 +402,8 @@ inline Sm90Fp8Force sm90_fp8_force_from_env() {
     Sm90Fp8Force f;
     const char* v = std::getenv("DG_SM90_FP8_FORCE");
     if (v == nullptr || v[0] == '\0') return f;
-    std::sscanf(v, "%d,%d,%d,%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas, &f.k_ways, &f.block_m,
-                &f.loop);
+    std::sscanf(v, "%d,%d,%d,%d,%d,%d,%d,%d", &f.block_n, &f.stages, &f.cluster_m, &f.ctas, &f.k_ways, &f.block_m,
+                &f.loop, &f.tail);
     return f;
 }
 
@@ -378,17 +435,19 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     const bool ok = (c.block_m == 64 || c.block_m == 128) && k_ways_ok(c.block_m, c.block_n, c.k_ways) &&
                     c.block_n % 8 == 0 && c.block_n >= 8 && c.block_n <= 256 && c.chunk_n > 0 &&
                     (kind != Sm90Fp8Kind::k1D2D || sfb_straddle_ok(c.block_n)) && c.stages >= 2 &&
-                    c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) && c.num_splits == 1 &&
-                    c.pipeline >= 0 && c.pipeline <= 2 && (c.k_ways == 1 || c.pipeline == 2);
+                    c.smem_bytes <= smem_limit && (c.cluster_m == 1 || c.cluster_m == 2) && c.pipeline >= 0 &&
+                    c.pipeline <= 2 && (c.k_ways == 1 || c.pipeline == 2);
     if (!ok) {
         std::fprintf(stderr,
-                     "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
-                     f.block_n, f.stages, f.cluster_m, f.ctas, f.k_ways, f.block_m, f.loop, m, n, k);
+                     "[dg] DG_SM90_FP8_FORCE=%d,%d,%d,%d,%d,%d,%d,%d cannot run M=%d N=%d K=%d; using the heuristic\n",
+                     f.block_n, f.stages, f.cluster_m, f.ctas, f.k_ways, f.block_m, f.loop, f.tail, m, n, k);
         return base;
     }
     const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, c.block_n);
     c.num_ctas = static_cast<int>(std::min<int64_t>(units, f.ctas > 0 ? f.ctas : num_sms));
     if (c.cluster_m == 2) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
+    // NOTE: the stream-K tail follows the forced tile and grid.
+    choose_tail_split(c, kind, m, n, k, c.num_ctas < num_sms && f.ctas > 0 ? c.num_ctas : num_sms, f.tail);
     return c;
 }
 

@@ -40,6 +40,8 @@ namespace dg::driver {
     X(cuMemsetD32Async)         \
     X(cuMemsetD2D32Async)       \
     X(cuStreamIsCapturing)      \
+    X(cuMemAllocAsync)          \
+    X(cuMemFreeAsync)           \
     X(cuOccupancyMaxActiveClusters)
 
 struct Api {

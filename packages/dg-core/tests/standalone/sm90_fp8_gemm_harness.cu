@@ -95,8 +95,8 @@ static Case mk(int m, int n, int k, int bn = 0, int cl = -1, int sp = 0, int hl 
 static std::string instance_1d2d(const Sm90Fp8Config& c) {
     char b[256];
     if (c.pipeline != 2)
-        std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d2d_impl<%d, %d, %d, %d, %d, %d, %d, %d>", c.block_m,
-                      c.block_n, c.stages, c.cluster_m, c.chunk_n, c.group_m, c.k_ways, c.pipeline);
+        std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d2d_impl<%d, %d, %d, %d, %d, %d, %d, %d>", c.block_m, c.block_n,
+                      c.stages, c.cluster_m, c.chunk_n, c.group_m, c.k_ways, c.pipeline);
     else if (c.k_ways > 1)
         std::snprintf(b, sizeof(b), "dg::sm90_fp8_gemm_1d2d_impl<%d, %d, %d, %d, %d, %d, %d>", c.block_m, c.block_n,
                       c.stages, c.cluster_m, c.chunk_n, c.group_m, c.k_ways);
@@ -599,7 +599,9 @@ int main(int argc, char** argv) {
             ++failures;
             continue;
         }
-        void* params[] = {&ta, &tb, &tsfa, &td, &sfb, &um, &un, &uk, &hl, &hm, &hr, &us_, &workspace, &counters};
+        unsigned int whole = 0, tail_stride = 0;  // uniform split-K only (no stream-K tail)
+        void* params[] = {&ta, &tb, &tsfa, &td,  &sfb,       &um,       &un,    &uk,
+                          &hl, &hm, &hr,   &us_, &workspace, &counters, &whole, &tail_stride};
         CUlaunchAttribute attr[1];
         CUlaunchConfig lc = launch_config(fn, c, attr, true);
         if (c.cluster_m > 1 && getenv("DG_CTAS")) lc.gridDimX = atoi(getenv("DG_CTAS"));

@@ -39,10 +39,12 @@
 // per-tile loop (wait, issue, wait, promote). The host picks 1 from 4 K blocks per tile at M > 128 (and at M <= 128
 // below 32 K blocks, 2 from 32), 2 with K ways, else 0.
 //
-// Split-K (num_splits > 1, small M): work units are (tile, K range); each split stores its FP32 partial
-// to `workspace` [tiles][splits][math warpgroups][64 x BLOCK_N], fences, and increments
-// counters[tile][warpgroup]; the last arrival sums the other partials into its registers, resets the
-// counter to 0 (so the zeroed counters stay valid for the next launch / graph replay) and stores D.
+// Split-K: work units that share a tile's K range (the scheduler's uniform num_splits, or the pieces of its stream-K
+// tail after the first `num_whole` tiles) each store their FP32 partial to `workspace` [slots][math warpgroups]
+// [64 x BLOCK_N] (slot tile.split_tile * scheduler.slot_stride() + tile.split), fence, and increment
+// counters[tile.split_tile][warpgroup]; the last arrival sums the other partials into its registers, resets the
+// counter to 0 (so the zeroed counters stay valid for the next launch) and stores D. The units never wait for each
+// other, so they need not be co-resident.
 //
 // Cluster (kClusterM == 2): two CTAs on neighbouring M blocks of the same N block; each loads half of the
 // B tile and multicasts it to both. The scheduler guarantees both CTAs see the same N block sequence.
@@ -145,9 +147,8 @@ template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, u
           unsigned int kChunkN, unsigned int kKWays, unsigned int kPipeline, typename Scheduler>
 DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap& tmap_b, const TensorMap& tmap_sfa,
                                        const TensorMap& tmap_d, const float* __restrict__ sfb, unsigned int n,
-                                       unsigned int k, epilogue::HeadSplit heads, unsigned int num_splits,
-                                       float* __restrict__ workspace, unsigned int* __restrict__ counters,
-                                       Scheduler scheduler) {
+                                       unsigned int k, epilogue::HeadSplit heads, float* __restrict__ workspace,
+                                       unsigned int* __restrict__ counters, Scheduler scheduler) {
     using Cfg = Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays>;
     using Mma = ptx::WgmmaFp8<BLOCK_N>;
     // BLOCK_N 256: each K block runs as two halves through one `partial` of half the width (wgmma, wait,
@@ -335,12 +336,13 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             // Step: split-K fix-up. Every split stores its FP32 partial tile to the workspace, then counts
             // itself in; the last split of the tile to arrive adds the others' partials and runs the epilogue
             // (no CTA ever waits on another, so splits need not be co-resident), and re-arms the counter.
-            if (store && num_splits > 1) {
+            if (store && tile.num_splits > 1) {
                 const unsigned int tid = warp_in_wg * 32 + lane;
                 constexpr unsigned int kSlot = 64 * BLOCK_N;
                 auto slot = [&](unsigned int split) {
                     return workspace +
-                           ((static_cast<unsigned long long>(tile.tile_id) * num_splits + split) * Cfg::kNumRowWG +
+                           ((static_cast<unsigned long long>(tile.split_tile) * scheduler.slot_stride() + split) *
+                                Cfg::kNumRowWG +
                             rg) *
                                kSlot;
                 };
@@ -355,9 +357,9 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 ptx::named_barrier_sync(1 + rg, 128);
                 unsigned int* flag = reinterpret_cast<unsigned int*>(smem + Cfg::kOffFlags) + rg;
                 if (tid == 0) {
-                    unsigned int* counter = counters + tile.tile_id * Cfg::kNumRowWG + rg;
+                    unsigned int* counter = counters + tile.split_tile * Cfg::kNumRowWG + rg;
                     const unsigned int arrived = atomicAdd(counter, 1u);
-                    const bool last = arrived == num_splits - 1;
+                    const bool last = arrived == tile.num_splits - 1;
                     if (last) atomicExch(counter, 0u);
                     *flag = last ? 1u : 0u;
                 }
@@ -365,7 +367,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 store = *flag != 0;
                 if (store) {
                     __threadfence();
-                    for (unsigned int other = 0; other < num_splits; ++other) {
+                    for (unsigned int other = 0; other < tile.num_splits; ++other) {
                         if (other == tile.split) continue;
                         const float4* theirs = reinterpret_cast<const float4*>(slot(other));
 #pragma unroll
@@ -558,13 +560,16 @@ __global__ void __launch_bounds__(
                             const __grid_constant__ TensorMap tmap_sfa, const __grid_constant__ TensorMap tmap_d,
                             const float* __restrict__ sfb, unsigned int m, unsigned int n, unsigned int k,
                             unsigned int head_left, unsigned int head_mid, unsigned int head_right,
-                            unsigned int num_splits, float* __restrict__ workspace,
-                            unsigned int* __restrict__ counters) {
+                            unsigned int num_splits, float* __restrict__ workspace, unsigned int* __restrict__ counters,
+                            unsigned int num_whole, unsigned int tail_stride) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
-    using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM>;
+    // NOTE: the stream-K tail runs with one K way, no cluster and the plain or epilogue-first loop (the host's
+    // choose_tail_split); the other instances compile without it (the early-issue loop of 256-wide tiles has no
+    // register to spare).
+    using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM, (kClusterM == 1 && kKWays == 1 && kPipeline != 2)>;
     sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays, kPipeline, Sched>(
-        tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right}, num_splits,
-        workspace, counters, Sched(m, n, k, num_splits));
+        tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right}, workspace,
+        counters, Sched(m, n, k, num_splits, num_whole, tail_stride));
 #endif
 }
 

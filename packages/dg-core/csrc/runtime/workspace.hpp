@@ -1,0 +1,61 @@
+// Scratch memory of the split-K fix-up, one buffer per (device, stream): INT32 counters that are zero whenever no
+// launch is in flight on that stream (every launch leaves them zero again) and FP32 slots for partial tiles.
+//
+// Launches on one stream never overlap, so they can share a buffer; launches on different streams may, so each
+// stream gets its own. The buffer comes from the driver's stream-ordered allocator: it grows by allocating a larger
+// one on the stream and freeing the old one behind the launches already queued there, and its counters are zeroed
+// by a memset on the stream. NOTE: a stream being captured into a CUDA graph gets no buffer (the caller then runs
+// without split-K): a graph would keep the pointer after the buffer grew and was freed.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "driver.hpp"
+
+namespace dg {
+
+struct SplitWorkspace {
+    unsigned int* counters = nullptr;
+    float* partials = nullptr;
+};
+
+// True when `stream` is being captured into a CUDA graph.
+inline bool stream_capturing(CUstream stream) {
+    CUstreamCaptureStatus status = CU_STREAM_CAPTURE_STATUS_NONE;
+    DG_CU_CHECK(DG_CU(cuStreamIsCapturing)(stream, &status));
+    return status != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+// The buffer of (device `ordinal`, `stream`) with at least `counter_words` counters and `partial_bytes` of partial
+// slots. The current context must be the device's. Not for a capturing stream.
+inline SplitWorkspace split_workspace(int ordinal, CUstream stream, size_t counter_words, size_t partial_bytes) {
+    struct Buffer {
+        CUdeviceptr base = 0;
+        size_t counter_words = 0, partial_bytes = 0;
+    };
+    static std::mutex mutex;
+    static std::map<std::pair<int, CUstream>, Buffer> buffers;
+    constexpr size_t kAlign = 256;
+    auto counter_bytes = [](size_t words) { return (words * 4 + kAlign - 1) / kAlign * kAlign; };
+    std::lock_guard lock(mutex);
+    Buffer& buf = buffers[{ordinal, stream}];
+    if (buf.base == 0 || buf.counter_words < counter_words || buf.partial_bytes < partial_bytes) {
+        Buffer grown;
+        grown.counter_words = std::max(buf.counter_words, (counter_words + 63) / 64 * 64);
+        grown.partial_bytes = std::max(buf.partial_bytes, (partial_bytes + kAlign - 1) / kAlign * kAlign);
+        DG_CU_CHECK(
+            DG_CU(cuMemAllocAsync)(&grown.base, counter_bytes(grown.counter_words) + grown.partial_bytes, stream));
+        DG_CU_CHECK(DG_CU(cuMemsetD32Async)(grown.base, 0, grown.counter_words, stream));
+        // NOTE: freed in stream order, after the launches that still use it.
+        if (buf.base != 0) DG_CU_CHECK(DG_CU(cuMemFreeAsync)(buf.base, stream));
+        buf = grown;
+    }
+    return SplitWorkspace{reinterpret_cast<unsigned int*>(buf.base),
+                          reinterpret_cast<float*>(buf.base + counter_bytes(buf.counter_words))};
+}
+
+}  // namespace dg
