@@ -32,7 +32,8 @@ inline void sm90_fp8_gemm_1d2d_launch(const TensorView& a, const TensorView& sfa
     unsigned int hl = static_cast<unsigned int>(head_left), hm = static_cast<unsigned int>(head_mid),
                  hr = static_cast<unsigned int>(head_right);
     // The stream-K tail (heuristics/sm90_fp8.hpp, choose_tail_split) sums the pieces of its tiles through this
-    // stream's workspace; a stream being captured into a CUDA graph runs the same kernel with every tile whole.
+    // stream's workspace; a stream being captured into a CUDA graph, or one the driver cannot give a workspace, runs
+    // the same kernel with every tile whole.
     unsigned int splits = 1, whole = 0, tail_stride = 0;
     float* workspace = nullptr;
     unsigned int* counters = nullptr;
@@ -43,10 +44,12 @@ inline void sm90_fp8_gemm_1d2d_launch(const TensorView& a, const TensorView& sfa
         const SplitWorkspace ws =
             split_workspace(current_device().ordinal, stream, static_cast<size_t>(tail_tiles * (c.block_m / 64)),
                             static_cast<size_t>(heuristics::tail_workspace_bytes(c, tail_tiles)));
-        whole = static_cast<unsigned int>(c.num_whole);
-        tail_stride = static_cast<unsigned int>(c.tail_stride);
-        workspace = ws.partials;
-        counters = ws.counters;
+        if (ws.counters != nullptr) {
+            whole = static_cast<unsigned int>(c.num_whole);
+            tail_stride = static_cast<unsigned int>(c.tail_stride);
+            workspace = ws.partials;
+            counters = ws.counters;
+        }
     }
     void* params[] = {&tmap_a, &tmap_b, &tmap_sfa, &tmap_d, &sfb_ptr,   &um,       &un,    &uk,
                       &hl,     &hm,     &hr,       &splits, &workspace, &counters, &whole, &tail_stride};

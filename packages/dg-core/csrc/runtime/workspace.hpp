@@ -31,7 +31,9 @@ inline bool stream_capturing(CUstream stream) {
 }
 
 // The buffer of (device `ordinal`, `stream`) with at least `counter_words` counters and `partial_bytes` of partial
-// slots. The current context must be the device's. Not for a capturing stream.
+// slots, or nulls when the driver cannot provide one (out of memory, or no stream-ordered allocator, e.g. on some
+// virtualised GPUs): the caller then runs without split-K. The current context must be the device's. Not for a
+// capturing stream.
 inline SplitWorkspace split_workspace(int ordinal, CUstream stream, size_t counter_words, size_t partial_bytes) {
     struct Buffer {
         CUdeviceptr base = 0;
@@ -47,8 +49,9 @@ inline SplitWorkspace split_workspace(int ordinal, CUstream stream, size_t count
         Buffer grown;
         grown.counter_words = std::max(buf.counter_words, (counter_words + 63) / 64 * 64);
         grown.partial_bytes = std::max(buf.partial_bytes, (partial_bytes + kAlign - 1) / kAlign * kAlign);
-        DG_CU_CHECK(
-            DG_CU(cuMemAllocAsync)(&grown.base, counter_bytes(grown.counter_words) + grown.partial_bytes, stream));
+        if (DG_CU(cuMemAllocAsync)(&grown.base, counter_bytes(grown.counter_words) + grown.partial_bytes, stream) !=
+            CUDA_SUCCESS)
+            return SplitWorkspace{};  // NOTE: the old buffer (if any) stays; this launch runs without it
         DG_CU_CHECK(DG_CU(cuMemsetD32Async)(grown.base, 0, grown.counter_words, stream));
         // NOTE: freed in stream order, after the launches that still use it.
         if (buf.base != 0) DG_CU_CHECK(DG_CU(cuMemFreeAsync)(buf.base, stream));

@@ -51,7 +51,8 @@ def fp8_gemm_nt(
     Memory: when the configuration runs a stream-K tail (recipe ``(1, 128, 128)``, M > 128, a partial last wave of
     wide tiles; ``DG_PRINT_CONFIGS=1`` shows ``tail=``), the call sums the tail's partial tiles through a workspace
     that dg keeps per (device, stream), at most 64 MiB, taken from the driver's stream-ordered allocator and grown
-    as needed. A call captured into a CUDA graph uses no workspace: it runs every tile whole.
+    as needed. A call captured into a CUDA graph uses no workspace, nor one the driver cannot give a workspace (out
+    of memory, no stream-ordered allocator): it runs every tile whole.
 
     Example::
 
