@@ -2,11 +2,11 @@
 
 The scheduler's own header is compiled for the host (nvcc as the C++ driver, for the CUDA headers; the CUDA built-ins
 it reads, blockIdx and gridDim, are plain variables here) and every CTA of a launch is walked in turn. For configs
-that the heuristic (csrc/heuristics/sm90_fp8.hpp) returns, with and without a stream-K tail and with uniform split-K,
+that the heuristic (csrc/heuristics/sm90_fp8.hpp) returns, with and without a split tail and with uniform split-K,
 the walk must cover every K block of every tile exactly once; the units that share a tile must agree on their
-count, hold distinct ranks below it, stay inside the workspace the launcher sizes (partial slots and counters),
-and meet at least once per CTA that the count includes; whole tiles must come whole, and the tail's ranges must be
-balanced across CTAs within one K block.
+count, hold distinct ranks below it and stay inside the workspace the launcher sizes (partial slots and counters);
+whole tiles must come whole, the whole tiles before a tail must fill whole waves, and no CTA may take more than its
+share: its whole waves plus one split per round of the tail.
 
 Needs NVCC (skipped otherwise); no GPU.
 """
@@ -49,33 +49,33 @@ static int fail(const char* what, long a, long b) {
     return 1;
 }
 
-template <unsigned int BM, unsigned int BN, bool kStreamK>
+template <unsigned int BM, unsigned int BN, bool kTail>
 static int walk_as(const Sm90Fp8Config& c, unsigned int m, unsigned int n, unsigned int k, unsigned int uniform) {
     const unsigned int mb = (m + BM - 1) / BM, nb = (n + BN - 1) / BN, kb = (k + 127) / 128, tiles = mb * nb;
     const unsigned int grid = static_cast<unsigned int>(c.num_ctas);
-    const bool tail = c.tail_stride > 0;
-    const unsigned int tail_tiles = tail ? tiles - c.num_whole : 0;
-    // What the launcher provides: tail_tiles x stride partial slots and tail_tiles counters per row group (the
+    const bool tail = c.tail_splits > 0;
+    const unsigned int tail_tiles = tail ? tiles - c.num_whole : 0, splits = tail ? c.tail_splits : uniform;
+    // What the launcher provides: tail_tiles x splits partial slots and tail_tiles counters per row group (the
     // harness's uniform split-K: tiles x splits slots, tiles counters).
-    const unsigned long long slots = tail ? 1ull * tail_tiles * c.tail_stride : 1ull * tiles * uniform;
+    const unsigned long long slots = tail ? 1ull * tail_tiles * splits : 1ull * tiles * uniform;
     const unsigned int counters = tail ? tail_tiles : tiles;
+    const unsigned int whole = tail ? static_cast<unsigned int>(c.num_whole) : 0;
+    if (whole % grid != 0) return fail("whole tiles not whole waves", whole, grid);
     std::vector<std::vector<char>> seen(tiles, std::vector<char>(kb, 0));
     std::map<unsigned int, std::vector<int>> ranks;  // tile -> ranks seen
     std::map<unsigned int, unsigned int> count;      // tile -> num_splits reported
     std::vector<unsigned long long> work(grid, 0);
-    std::vector<char> tile_taken(mb * nb, 0);
     gridDim.x = grid;
     for (unsigned int cta = 0; cta < grid; ++cta) {
         blockIdx.x = cta;
-        sched::DenseScheduler<BM, BN, 16, kStreamK> s(m, n, k, uniform, static_cast<unsigned int>(c.num_whole),
-                                            static_cast<unsigned int>(c.tail_stride));
+        sched::DenseScheduler<BM, BN, 16, kTail> s(m, n, k, uniform, static_cast<unsigned int>(c.num_whole),
+                                                   static_cast<unsigned int>(c.tail_splits));
         sched::Tile t;
         unsigned int guard = 0;
         while (s.next(t)) {
-            if (++guard > 4 * (tiles + kb) + 8) return fail("endless schedule", cta, guard);
+            if (++guard > 4 * tiles * (splits + 1) + 8) return fail("endless schedule", cta, guard);
             if (t.tile_id >= tiles) return fail("tile out of range", t.tile_id, tiles);
             if (t.m_block >= mb || t.n_block >= nb) return fail("block out of range", t.m_block, t.n_block);
-            if (t.m_block * nb + t.n_block != t.m_block * nb + t.n_block) return 1;
             if (t.kb_begin >= t.kb_end || t.kb_end > kb) return fail("bad K range", t.kb_begin, t.kb_end);
             if (t.rows_valid == 0 || t.rows_valid > BM) return fail("rows_valid", t.rows_valid, BM);
             for (unsigned int x = t.kb_begin; x < t.kb_end; ++x) {
@@ -85,13 +85,15 @@ static int walk_as(const Sm90Fp8Config& c, unsigned int m, unsigned int n, unsig
             work[cta] += t.kb_end - t.kb_begin;
             if (t.num_splits == 1) {
                 if (t.kb_begin != 0 || t.kb_end != kb) return fail("single unit not whole", t.tile_id, t.kb_end);
+                if (tail && t.tile_id >= whole) return fail("tail tile whole", t.tile_id, 0);
                 continue;
             }
+            if (tail && t.tile_id < whole) return fail("whole tile split", t.tile_id, 0);
+            if (t.num_splits != splits) return fail("split count", t.num_splits, splits);
             if (t.split >= t.num_splits) return fail("rank >= count", t.split, t.num_splits);
             if (t.split_tile >= counters) return fail("counter out of range", t.split_tile, counters);
             const unsigned long long slot = 1ull * t.split_tile * s.slot_stride() + t.split;
             if (slot >= slots) return fail("slot out of range", slot, slots);
-            if (tail && t.split >= static_cast<unsigned int>(c.tail_stride)) return fail("rank >= stride", t.split, 0);
             if (count.count(t.tile_id) && count[t.tile_id] != t.num_splits) return fail("counts differ", t.tile_id, 0);
             count[t.tile_id] = t.num_splits;
             ranks[t.tile_id].push_back(static_cast<int>(t.split));
@@ -110,21 +112,22 @@ static int walk_as(const Sm90Fp8Config& c, unsigned int m, unsigned int n, unsig
             }
         }
     }
+    unsigned int rounds = 0;
     if (tail) {
-        unsigned long long lo = ~0ull, hi = 0;
-        for (unsigned long long w : work) lo = w < lo ? w : lo, hi = w > hi ? w : hi;
-        if (hi - lo > 1) return fail("unbalanced tail", lo, hi);
-        if (tail_tiles * kb < grid) return fail("a CTA without tail work", tail_tiles * kb, grid);
+        rounds = (tail_tiles * splits + grid - 1) / grid;
+        const unsigned long long share = 1ull * whole / grid * kb + 1ull * rounds * ((kb + splits - 1) / splits);
+        for (unsigned int cta = 0; cta < grid; ++cta)
+            if (work[cta] > share) return fail("a CTA above its share", work[cta], share);
     }
-    std::printf("ok tiles=%u tail_tiles=%u stride=%d\n", tiles, tail_tiles, c.tail_stride);
+    std::printf("ok tiles=%u tail_tiles=%u splits=%d rounds=%u\n", tiles, tail_tiles, c.tail_splits, rounds);
     return 0;
 }
 
-// The kernel's instance: a stream-K tail only with one K way, no cluster and not the early-issue loop.
+// The kernel's instance: a split tail only with one K way, no cluster and not the early-issue loop.
 template <unsigned int BM, unsigned int BN>
 static int walk(const Sm90Fp8Config& c, unsigned int m, unsigned int n, unsigned int k, unsigned int uniform) {
     if (c.cluster_m == 1 && c.k_ways == 1 && c.pipeline != 2) return walk_as<BM, BN, true>(c, m, n, k, uniform);
-    if (c.tail_stride > 0) return fail("a tail on an instance without stream-K", c.tail_stride, c.pipeline);
+    if (c.tail_splits > 0) return fail("a tail on an instance without it", c.tail_splits, c.pipeline);
     return walk_as<BM, BN, false>(c, m, n, k, uniform);
 }
 
@@ -133,7 +136,7 @@ int main(int argc, char** argv) {
     const unsigned int uniform = static_cast<unsigned int>(std::atoi(argv[5]));  // > 1: uniform split-K, no tail
     Sm90Fp8Config c = choose_sm90_fp8_config(Sm90Fp8Kind::k1D2D, m, n, k, sms, 232448);
     if (uniform > 1) {
-        c.tail_stride = 0;
+        c.tail_splits = 0;
         c.num_whole = 0;
     }
     const int key = c.block_m * 1000 + c.block_n;
@@ -189,28 +192,34 @@ def run(exe, m, n, k, sms=132, uniform=0, force=None):
 
 
 @pytest.mark.parametrize(
-    "m,n,k,tail",
+    "m,n,k,splits",
     [
-        (4096, 2112, 7168, True),  # 352 tiles of 128 x 192: 2 waves + a tail of 88
-        (8192, 2112, 7168, True),  # 5 waves + 44: short ranges, up to 5 CTAs per tile
-        (2048, 2112, 7168, True),  # 160-wide tiles
-        (4096, 4096, 7168, False),  # B multicast: no tail
-        (6144, 2112, 7168, False),  # exactly 4 waves
-        (64, 2112, 7168, False),  # small M
-        (4096, 32768, 512, False),  # 4 K blocks per tile
+        (8192, 2112, 7168, 3),  # 704 tiles of 128 x 192: 5 waves + 44, cut 3 ways (one round of 132)
+        (8448, 2112, 7168, 2),  # 5 waves + 66
+        (9472, 2112, 7168, 4),  # 6 waves + 33
+        (4352, 3072, 7168, 4),  # 128-wide tiles
+        (4096, 2112, 7168, 0),  # a tail of 88 (2/3 of a wave): whole
+        (2048, 2112, 7168, 0),  # 160-wide tiles, a tail of 92
+        (4096, 4096, 7168, 0),  # B multicast: no tail
+        (6144, 2112, 7168, 0),  # exactly 4 waves
+        (64, 2112, 7168, 0),  # small M
+        (4096, 32768, 512, 0),  # 4 K blocks per tile
     ],
 )
-def test_model_configs(exe, m, n, k, tail):
+def test_model_configs(exe, m, n, k, splits):
     out = run(exe, m, n, k)
-    assert out.startswith("ok") and ("stride=0" not in out) == tail, out
+    assert out.startswith("ok") and f"splits={splits} " in out, out
+    if splits:
+        assert "rounds=1" in out, out
 
 
 @pytest.mark.parametrize("sms", [132, 114, 78, 7])
-def test_forced_tails_on_ragged_shapes(exe, sms):
-    # The eighth force field 2 forces a stream-K tail wherever the config allows one: also with no whole wave
-    # (every tile in the tail), partial last M / N tiles and a partial last K block.
+@pytest.mark.parametrize("splits", [2, 3, 7])
+def test_forced_tails_on_ragged_shapes(exe, sms, splits):
+    # The eighth force field S >= 2 forces a tail of S splits wherever the config allows one: also with no whole wave
+    # (every tile in the tail), several rounds of splits, partial last M / N tiles and a partial last K block.
     for m, n, k in [(4097, 2112, 7168), (2049, 576, 7168), (1000, 1000, 1040), (129, 2112, 7168), (4096, 4224, 256)]:
-        out = run(exe, m, n, k, sms=sms, force="0,0,0,0,0,0,0,2")
+        out = run(exe, m, n, k, sms=sms, force=f"0,0,0,0,0,0,0,{splits}")
         assert out.startswith(("ok", "SKIP")), out
 
 
@@ -223,10 +232,10 @@ def test_uniform_split_k_is_unchanged(exe):
 def test_random_shapes(exe):
     rng = random.Random(0)
     for _ in range(40):
-        m = rng.choice([129, 257, 1000, 2048, 3000, 4096, 4097, 6000, 8192])
+        m = rng.choice([129, 257, 1000, 2048, 3000, 4096, 4097, 6000, 8192, 9472, 12800])
         n = rng.choice([576, 1000, 2112, 3072, 4224, 7168])
         k = rng.choice([256, 1040, 2048, 7168, 16384])
         sms = rng.choice([132, 120, 66, 16])
-        force = rng.choice([None, "0,0,0,0,0,0,0,2"])
+        force = rng.choice([None, "0,0,0,0,0,0,0,2", "0,0,0,0,0,0,0,5"])
         out = run(exe, m, n, k, sms=sms, force=force)
         assert out.startswith(("ok", "SKIP")), out

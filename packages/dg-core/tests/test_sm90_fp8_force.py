@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     Sm90Fp8Kind kind = std::atoi(argv[4]) == 0 ? Sm90Fp8Kind::k1D2D : Sm90Fp8Kind::k1D1D;
     Sm90Fp8Config c = choose_sm90_fp8_config(kind, m, n, k, 132, 232448);
     std::printf("%d %d %d %d %d %d %d %d %d\n", c.block_n, c.stages, c.cluster_m, c.num_ctas, c.chunk_n, c.smem_bytes,
-                c.pipeline, c.num_whole, c.tail_stride);
+                c.pipeline, c.num_whole, c.tail_splits);
 }
 """
 
@@ -124,20 +124,23 @@ def test_forced_stages_narrow_the_output_ring(exe):
     assert "cannot run" in err and got == run(exe, None, 4096, 2112, 7168)[0]
 
 
-def test_stream_k_tail(exe):
-    # The model: 4096x2112x7168 runs 2 whole waves of 128 x 192 tiles and cuts the K blocks of the last 88 tiles into
-    # 132 ranges of 37-38 blocks (at most 3 CTAs per tile); 8192x2112x7168 5 waves and ranges of 18-19 blocks (at most
-    # 5); none where the tiles fill whole waves, with multicast tiles, short K or small M.
-    got = run(exe, None, 4096, 2112, 7168)[0]
-    assert got[:4] == (192, 5, 1, 132) and got[7:] == (264, 3)
-    assert run(exe, None, 8192, 2112, 7168)[0][7:] == (660, 5)
-    for shape in [(6144, 2112, 7168), (4096, 4096, 7168), (4096, 32768, 512), (64, 2112, 7168), (128, 2112, 7168)]:
+def test_split_tail(exe):
+    # The model: 8192x2112x7168 runs 5 whole waves of 128 x 192 tiles and cuts the last 44 tiles 3 ways (one round of
+    # 132 splits of 18-19 K blocks), 8448x2112x7168 its last 66 tiles 2 ways; none where the tail is more than half a
+    # wave (4096x2112x7168: 88 tiles), the tiles fill whole waves, with multicast tiles, short K or small M.
+    got = run(exe, None, 8192, 2112, 7168)[0]
+    assert got[:4] == (192, 5, 1, 132) and got[7:] == (660, 3)
+    assert run(exe, None, 8448, 2112, 7168)[0][7:] == (660, 2)
+    for shape in [(4096, 2112, 7168), (6144, 2112, 7168), (4096, 4096, 7168), (4096, 32768, 512), (64, 2112, 7168),
+                  (128, 2112, 7168)]:
         assert run(exe, None, *shape)[0][7:] == (0, 0), shape
-    # Eighth force field: 1 turns the tail off, 2 forces it wherever the config allows one (also with no whole wave:
-    # every tile in the tail, on every SM), and it follows a forced tile; multicast tiles never take one.
-    assert run(exe, "0,0,0,0,0,0,0,1", 4096, 2112, 7168)[0][7:] == (0, 0)
+    # Eighth force field: 1 turns the tail off, S >= 2 forces S splits wherever the config allows a tail (also with
+    # no whole wave: every tile in the tail, on every SM; at most K's blocks), and it follows a forced tile; multicast
+    # tiles never take one.
+    assert run(exe, "0,0,0,0,0,0,0,1", 8192, 2112, 7168)[0][7:] == (0, 0)
     got = run(exe, "0,0,0,0,0,0,0,2", 2049, 576, 7168)[0]
-    assert got[3] == 132 and got[7] == 0 and got[8] >= 2
-    got, err = run(exe, "128,0,1,0,0,0,0,2", 4096, 2112, 7168)  # 32 x 17 tiles of 128 x 128: 4 waves + 16
-    assert got[0] == 128 and got[7] == 528 and got[8] >= 2 and not err
+    assert got[3] == 132 and got[7:] == (0, 2)
+    assert run(exe, "0,0,0,0,0,0,0,9", 1000, 1000, 256)[0][7:] == (0, 2)  # 2 K blocks: 2 splits at most
+    got, err = run(exe, "128,0,1,0,0,0,0,4", 4096, 2112, 7168)  # 32 x 17 tiles of 128 x 128: 4 waves + 16
+    assert got[0] == 128 and got[7:] == (528, 4) and not err
     assert run(exe, "0,0,2,0,0,0,0,2", 4096, 4096, 7168)[0][7:] == (0, 0)

@@ -111,14 +111,14 @@ def test_fp8_gemm_nt_1d2d_forced_wide_tiles(monkeypatch, m, n, k, force):
     check(d, ref, f"1d2d {m}x{n}x{k} forced {force}")
 
 
-# Stream-K tail (heuristics choose_tail_split): the K blocks of the last, partial wave's tiles are cut into one range
-# per CTA and the pieces of a tile meet in the split-K fix-up through the stream's workspace. The model's tails
-# (4096x2112x7168 is a seed shape above), the tail forced on ragged shapes (partial M / N tiles, a partial last K
-# block, every tile in the tail) and on a forced tile; each launched three times, checked every time (a launch must
-# leave the counters zero for the next).
-@pytest.mark.parametrize("force", ["", "0,0,0,0,0,0,0,2", "128,0,1,0,0,0,0,2"])
+# Split tail (heuristics choose_tail_split): the tiles of the last, partial wave are cut into S K ranges each, which
+# meet in the split-K fix-up through the stream's workspace. The model's tail (8192x2112x7168: 44 tiles cut 3 ways),
+# and forced tails on ragged shapes (partial M / N tiles, a partial last K block, every tile in the tail, several
+# rounds of splits) and on a forced tile; each launched three times, checked every time (a launch must leave the
+# counters zero for the next).
+@pytest.mark.parametrize("force", ["", "0,0,0,0,0,0,0,2", "0,0,0,0,0,0,0,5", "128,0,1,0,0,0,0,3"])
 @pytest.mark.parametrize("m,n,k", [(8192, 2112, 7168), (4097, 2112, 2064), (2049, 576, 7168), (640, 1000, 1040)])
-def test_fp8_gemm_nt_1d2d_stream_k_tail(monkeypatch, m, n, k, force):
+def test_fp8_gemm_nt_1d2d_split_tail(monkeypatch, m, n, k, force):
     monkeypatch.setenv("DG_SM90_FP8_FORCE", force)
     a, b, ref = make_1d2d(m, n, k)
     d = torch.empty((m, n), device="cuda", dtype=torch.bfloat16)
@@ -126,14 +126,14 @@ def test_fp8_gemm_nt_1d2d_stream_k_tail(monkeypatch, m, n, k, force):
         d.fill_(float("nan"))
         _core().fp8_gemm_nt(a, b, d)
         torch.cuda.synchronize()
-        check(d, ref, f"stream-K tail {m}x{n}x{k} force {force or '-'} launch {i}")
+        check(d, ref, f"split tail {m}x{n}x{k} force {force or '-'} launch {i}")
 
 
-def test_fp8_gemm_nt_stream_k_tail_streams_and_growth():
+def test_fp8_gemm_nt_split_tail_streams_and_growth(monkeypatch):
     # Two streams at once (each has its own workspace), then the same stream with a larger tail (its workspace
     # grows; the old one is freed behind the launches queued before), then the smaller one again.
     core = _core()
-    big, small = (8192, 2112, 7168), (4096, 2112, 7168)
+    small = (8192, 2112, 7168)  # the model's tail: 44 tiles x 3 splits
     streams = [torch.cuda.Stream(), torch.cuda.Stream()]
     cases = [make_1d2d(*small), make_1d2d(*small)]
     outs = [torch.full(small[:2], float("nan"), device="cuda", dtype=torch.bfloat16) for _ in cases]
@@ -145,14 +145,16 @@ def test_fp8_gemm_nt_stream_k_tail_streams_and_growth():
                 core.fp8_gemm_nt(a, b, d)
         torch.cuda.synchronize()
         for (_, _, ref), d in zip(cases, outs, strict=True):
-            check(d, ref, "stream-K tail on two streams")
+            check(d, ref, "split tail on two streams")
     with torch.cuda.stream(streams[0]):
-        for shape in (small, big, small):
+        # 4096x2112x7168 forced to 8 splits: 88 tiles x 8 slots, five times the model's workspace.
+        for shape, force in ((small, ""), ((4096, 2112, 7168), "0,0,0,0,0,0,0,8"), (small, "")):
+            monkeypatch.setenv("DG_SM90_FP8_FORCE", force)
             a, b, ref = make_1d2d(*shape)
             d = torch.full(shape[:2], float("nan"), device="cuda", dtype=torch.bfloat16)
             core.fp8_gemm_nt(a, b, d)
             streams[0].synchronize()
-            check(d, ref, f"stream-K tail, workspace growth {shape}")
+            check(d, ref, f"split tail, workspace growth {shape} {force or '-'}")
 
 
 @pytest.mark.parametrize(
@@ -201,8 +203,8 @@ def test_fp8_gemm_nt_skip_head_mid(m, left, mid, right, heads, k):
     assert torch.isnan(d[:, gap]).all(), "the 'mid' gap columns must keep their previous contents"
 
 
-# 4096x2112x7168 runs a stream-K tail eagerly; a captured launch runs every tile whole (no workspace in a graph).
-@pytest.mark.parametrize("m,n,k", [(64, 2112, 7168), (4096, 4096, 1536), (4096, 2112, 7168)])
+# 8192x2112x7168 runs a split tail eagerly; a captured launch runs every tile whole (no workspace in a graph).
+@pytest.mark.parametrize("m,n,k", [(64, 2112, 7168), (4096, 4096, 1536), (8192, 2112, 7168)])
 def test_fp8_gemm_nt_cuda_graph_replay(m, n, k):
     a, b, _ = make_1d2d(m, n, k)
     d = torch.full((m, n), float("nan"), device="cuda", dtype=torch.bfloat16)

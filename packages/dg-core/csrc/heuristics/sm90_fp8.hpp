@@ -37,8 +37,8 @@ struct Sm90Fp8Config {
     int group_m = 16;     // M blocks per raster band of the scheduler
     int num_ctas = 1;     // persistent grid size
     int num_splits = 1;   // K splits per output tile (split-K with an in-kernel fix-up)
-    int num_whole = 0;    // with tail_stride > 0: leading tiles (whole waves, raster order) before the stream-K tail
-    int tail_stride = 0;  // stream-K tail: partial slots per tail tile (its most contributing CTAs), 0 = no tail
+    int num_whole = 0;    // with tail_splits > 0: leading tiles (whole waves, raster order) before the split tail
+    int tail_splits = 0;  // split tail: K splits of each tile of the last, partial wave, 0 = no tail
     int smem_bytes = 0;   // dynamic shared memory to request
     int threads = 384;
     int k_ways = 1;  // 1D2D: math warpgroups per row group, each on every k_ways-th K block of a tile
@@ -52,7 +52,7 @@ struct Sm90Fp8Config {
                       "block_m=%d block_n=%d stages=%d cluster_m=%d chunk_n=%d group_m=%d ctas=%d splits=%d tail=%d/%d "
                       "smem=%d threads=%d k_ways=%d pipeline=%d",
                       block_m, block_n, stages, cluster_m, chunk_n, group_m, num_ctas, num_splits, num_whole,
-                      tail_stride, smem_bytes, threads, k_ways, pipeline);
+                      tail_splits, smem_bytes, threads, k_ways, pipeline);
         return buf;
     }
 };
@@ -178,32 +178,37 @@ inline int small_m_k_ways(int m, int block_m, int block_n, int num_k_blocks) {
     return k_ways_ok(block_m, block_n, ways) ? ways : 1;
 }
 
-// Stream-K tail (1D2D, one K way, no cluster, not the early-issue loop): when the tiles fill `full` waves of the grid
-// and leave `rem` tiles for a last, partial wave, the first full * grid tiles run whole and the rem * K blocks of the
-// others are cut into one contiguous range per CTA (dense scheduler), so the last wave takes rem * K / grid K blocks
-// per CTA instead of a whole tile's K. A tile of the tail is shared by the CTAs whose ranges meet it (two or three),
-// which the kernel's split-K fix-up sums through a per-stream workspace: each piece writes its FP32 partial, fences and
-// counts itself in, the last one reads the others back. Priced in K blocks of the busiest CTA: its range plus
-// kTailFixupKBlocks per piece, two pieces (a range usually ends one tile and starts the next). Taken when that saves at
-// least kTailMinGain of the launch, with at least kTailMinKBlocks per range and a workspace within
-// kMaxTailWorkspaceBytes. `forced`: 0 the rule (M > 128, at least one whole wave, tiles at least 128 wide), 1 never,
-// 2 whenever the config allows a tail (also with no whole wave: every tile in the tail).
-// NOTE: the fix-up price comes from the split-K probes of perf log "GEMM v32" (a round of fix-ups cost ~6 us at
-// 128 x 192 x 7168, ~10 K blocks for the busiest CTA with three contributors per tile).
-inline constexpr double kTailFixupKBlocks = 4.0;
+// Split tail (1D2D, one K way, no cluster, not the early-issue loop): when the tiles fill `full` waves of the grid and
+// leave `rem` tiles for a last, partial wave, the first full * grid tiles run whole and each of the others is cut into
+// S even K ranges (dense scheduler), so the last wave takes K / S blocks per CTA on S * rem CTAs instead of a whole
+// tile's K on rem of them. The splits of a tile meet in the kernel's split-K fix-up through a per-stream workspace:
+// each writes its FP32 partial, fences and counts itself in, the last one reads the other S - 1 back. Priced in K
+// blocks: the split's range, kTailFixupKBlocks and kTailReadKBlocks per partial read back; S is the cheapest with
+// S * rem <= grid (one round) and at least kTailMinKBlocks per split, taken when it saves at least kTailMinGain of the
+// launch and its workspace is within kMaxTailWorkspaceBytes (a tail of more than half a wave stays whole).
+// `forced`: 0 the rule (M > 128, at least one whole wave, tiles at least 128 wide), 1 never, S >= 2 that split count
+// (at most K's blocks) whenever the config allows a tail, even if the splits then take several rounds (also with no
+// whole wave: every tile in the tail).
+// NOTE: measured (perf log "GEMM v32 probes", "GEMM v33"): a round of fix-ups with S = 3 costs ~6 us at 128 x 192 x
+// 7168 (~10 K blocks; reading the two other partials ~2.5 us of it); 8192x2112x7168 (5 waves + 44 tiles) 195 -> 182 us
+// cut 3 ways. Ranges that cross tiles (stream-K: a CTA's range ends one tile and starts the next, two fix-ups per CTA)
+// were slower than whole tiles at 4096x2112x7168 and 2048x2112x7168 (tails of 2/3 of a wave) and gained only half as
+// much at 8192x2112x7168.
+inline constexpr double kTailFixupKBlocks = 6.0;
+inline constexpr double kTailReadKBlocks = 2.0;
 inline constexpr int kTailMinKBlocks = 8;
 inline constexpr double kTailMinGain = 0.03;
 inline constexpr int64_t kMaxTailWorkspaceBytes = int64_t(64) << 20;
 
-// Bytes of the tail's partial slots (every tail tile gets tail_stride slots of BLOCK_M x BLOCK_N FP32).
+// Bytes of the tail's partial slots (every tail tile gets tail_splits slots of BLOCK_M x BLOCK_N FP32).
 inline int64_t tail_workspace_bytes(const Sm90Fp8Config& c, int64_t tail_tiles) {
-    return tail_tiles * c.tail_stride * c.block_m * c.block_n * 4;
+    return tail_tiles * c.tail_splits * c.block_m * c.block_n * 4;
 }
 
 inline void choose_tail_split(Sm90Fp8Config& c, Sm90Fp8Kind kind, int m, int n, int k, int num_sms, int forced = 0) {
     c.num_whole = 0;
-    c.tail_stride = 0;
-    // NOTE: mirrors the kernel's DenseScheduler<..., kStreamK> (sm90_fp8_gemm_1d2d_impl).
+    c.tail_splits = 0;
+    // NOTE: mirrors the kernel's DenseScheduler<..., kTail> (sm90_fp8_gemm_1d2d_impl).
     if (kind != Sm90Fp8Kind::k1D2D || c.cluster_m != 1 || c.k_ways != 1 || c.pipeline == 2 || c.num_splits != 1 ||
         num_sms < 1 || forced == 1)
         return;
@@ -215,17 +220,26 @@ inline void choose_tail_split(Sm90Fp8Config& c, Sm90Fp8Kind kind, int m, int n, 
     const int64_t kb = ceil_div_i(k, kBlockK);
     const int64_t tail_tiles = rem > 0 ? rem : (full == 1 ? tiles : 0);  // forced, one exact wave: all of it
     if (tail_tiles == 0) return;
-    if (tail_tiles * kb >= (int64_t(1) << 31)) return;  // the scheduler's 32-bit tail arithmetic
-    const int64_t range = tail_tiles * kb / grid;       // shortest range (K blocks)
-    if (range < (forced == 0 ? kTailMinKBlocks : 1)) return;
+    int64_t splits = 0;
     if (forced == 0) {
-        const double cost = static_cast<double>(range + 1) + 2 * kTailFixupKBlocks;
-        if ((static_cast<double>(kb) - cost) / (static_cast<double>(full + 1) * kb) < kTailMinGain) return;
+        double best = static_cast<double>(kb);  // a whole tile
+        for (int64_t sp = 2; sp * tail_tiles <= grid && sp * kTailMinKBlocks <= kb; ++sp) {
+            const double cost = static_cast<double>((kb + sp - 1) / sp) + kTailFixupKBlocks +
+                                kTailReadKBlocks * static_cast<double>(sp - 1);
+            if (cost < best) best = cost, splits = sp;
+        }
+        if (splits < 2 || (static_cast<double>(kb) - best) / (static_cast<double>(full + 1) * kb) < kTailMinGain)
+            return;
+    } else {
+        splits = std::min<int64_t>(forced, kb);
+        if (splits < 2) return;
     }
+    // The scheduler's units (whole tiles + tail tiles x splits) are 32-bit.
+    if (tiles - tail_tiles + tail_tiles * splits >= (int64_t(1) << 31)) return;
     Sm90Fp8Config t = c;
-    t.tail_stride = static_cast<int>((kb - 1) / range + 2);  // most ranges that can meet one tile
+    t.tail_splits = static_cast<int>(splits);
     if (tail_workspace_bytes(t, tail_tiles) > kMaxTailWorkspaceBytes) return;
-    c.tail_stride = t.tail_stride;
+    c.tail_splits = t.tail_splits;
     c.num_whole = static_cast<int>(tiles - tail_tiles);
     c.num_ctas = static_cast<int>(grid);
 }
@@ -385,7 +399,7 @@ inline Sm90Fp8Config choose_sm90_fp8_config_model(Sm90Fp8Kind kind, int m, int n
 // are odd.
 struct Sm90Fp8Force {
     // loop: 1 + the main-loop variant (kPipeline: 0 plain, 1 pipelined with the epilogue first, 2 early issue).
-    // tail: the stream-K tail (choose_tail_split's `forced`: 1 off, 2 forced).
+    // tail: the split tail (choose_tail_split's `forced`: 1 off, S >= 2 that many K splits of each tail tile).
     int block_n = 0, stages = 0, cluster_m = 0, ctas = 0, k_ways = 0, block_m = 0, loop = 0, tail = 0;
     // Every field, in one place: comparison, hashing and any() read them through this list, so a new field
     // cannot be left out of one of them.
@@ -446,7 +460,7 @@ inline Sm90Fp8Config apply_sm90_fp8_force(const Sm90Fp8Config& base, const Sm90F
     const int64_t units = static_cast<int64_t>(num_m_blocks) * ceil_div_i(n, c.block_n);
     c.num_ctas = static_cast<int>(std::min<int64_t>(units, f.ctas > 0 ? f.ctas : num_sms));
     if (c.cluster_m == 2) c.num_ctas = std::max(2, c.num_ctas / 2 * 2);
-    // NOTE: the stream-K tail follows the forced tile and grid.
+    // NOTE: the split tail follows the forced tile and grid.
     choose_tail_split(c, kind, m, n, k, c.num_ctas < num_sms && f.ctas > 0 ? c.num_ctas : num_sms, f.tail);
     return c;
 }

@@ -31,14 +31,14 @@ inline void sm90_fp8_gemm_1d2d_launch(const TensorView& a, const TensorView& sfa
                  uk = static_cast<unsigned int>(k);
     unsigned int hl = static_cast<unsigned int>(head_left), hm = static_cast<unsigned int>(head_mid),
                  hr = static_cast<unsigned int>(head_right);
-    // The stream-K tail (heuristics/sm90_fp8.hpp, choose_tail_split) sums the pieces of its tiles through this
+    // The split tail (heuristics/sm90_fp8.hpp, choose_tail_split) sums the splits of its tiles through this
     // stream's workspace; a stream being captured into a CUDA graph, or one the driver cannot give a workspace, runs
     // the same kernel with every tile whole.
-    unsigned int splits = 1, whole = 0, tail_stride = 0;
+    unsigned int splits = 1, whole = 0, tail_splits = 0;
     float* workspace = nullptr;
     unsigned int* counters = nullptr;
     DG_ASSERT(c.num_splits == 1);
-    if (c.tail_stride > 0 && !stream_capturing(stream)) {
+    if (c.tail_splits > 0 && !stream_capturing(stream)) {
         const int64_t tiles = ((m + c.block_m - 1) / c.block_m) * ((n + c.block_n - 1) / c.block_n);
         const int64_t tail_tiles = tiles - c.num_whole;
         const SplitWorkspace ws =
@@ -46,13 +46,13 @@ inline void sm90_fp8_gemm_1d2d_launch(const TensorView& a, const TensorView& sfa
                             static_cast<size_t>(heuristics::tail_workspace_bytes(c, tail_tiles)));
         if (ws.counters != nullptr) {
             whole = static_cast<unsigned int>(c.num_whole);
-            tail_stride = static_cast<unsigned int>(c.tail_stride);
+            tail_splits = static_cast<unsigned int>(c.tail_splits);
             workspace = ws.partials;
             counters = ws.counters;
         }
     }
     void* params[] = {&tmap_a, &tmap_b, &tmap_sfa, &tmap_d, &sfb_ptr,   &um,       &un,    &uk,
-                      &hl,     &hm,     &hr,       &splits, &workspace, &counters, &whole, &tail_stride};
+                      &hl,     &hm,     &hr,       &splits, &workspace, &counters, &whole, &tail_splits};
     launch(*plan.kernel, sm90_fp8_launch_config(c, stream), params);
 }
 

@@ -599,9 +599,9 @@ int main(int argc, char** argv) {
             ++failures;
             continue;
         }
-        unsigned int whole = 0, tail_stride = 0;  // uniform split-K only (no stream-K tail)
+        unsigned int whole = 0, tail_splits = 0;  // uniform split-K only (no split tail)
         void* params[] = {&ta, &tb, &tsfa, &td,  &sfb,       &um,       &un,    &uk,
-                          &hl, &hm, &hr,   &us_, &workspace, &counters, &whole, &tail_stride};
+                          &hl, &hm, &hr,   &us_, &workspace, &counters, &whole, &tail_splits};
         CUlaunchAttribute attr[1];
         CUlaunchConfig lc = launch_config(fn, c, attr, true);
         if (c.cluster_m > 1 && getenv("DG_CTAS")) lc.gridDimX = atoi(getenv("DG_CTAS"));

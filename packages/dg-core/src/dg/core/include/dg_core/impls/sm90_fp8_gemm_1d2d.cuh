@@ -39,7 +39,7 @@
 // per-tile loop (wait, issue, wait, promote). The host picks 1 from 4 K blocks per tile at M > 128 (and at M <= 128
 // below 32 K blocks, 2 from 32), 2 with K ways, else 0.
 //
-// Split-K: work units that share a tile's K range (the scheduler's uniform num_splits, or the pieces of its stream-K
+// Split-K: work units that share a tile's K range (the scheduler's uniform num_splits, or the splits of its split
 // tail after the first `num_whole` tiles) each store their FP32 partial to `workspace` [slots][math warpgroups]
 // [64 x BLOCK_N] (slot tile.split_tile * scheduler.slot_stride() + tile.split), fence, and increment
 // counters[tile.split_tile][warpgroup]; the last arrival sums the other partials into its registers, resets the
@@ -561,15 +561,15 @@ __global__ void __launch_bounds__(
                             const float* __restrict__ sfb, unsigned int m, unsigned int n, unsigned int k,
                             unsigned int head_left, unsigned int head_mid, unsigned int head_right,
                             unsigned int num_splits, float* __restrict__ workspace, unsigned int* __restrict__ counters,
-                            unsigned int num_whole, unsigned int tail_stride) {
+                            unsigned int num_whole, unsigned int tail_splits) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
-    // NOTE: the stream-K tail runs with one K way, no cluster and the plain or epilogue-first loop (the host's
+    // NOTE: the split tail runs with one K way, no cluster and the plain or epilogue-first loop (the host's
     // choose_tail_split); the other instances compile without it (the early-issue loop of 256-wide tiles has no
     // register to spare).
     using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM, (kClusterM == 1 && kKWays == 1 && kPipeline != 2)>;
     sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays, kPipeline, Sched>(
         tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right}, workspace,
-        counters, Sched(m, n, k, num_splits, num_whole, tail_stride));
+        counters, Sched(m, n, k, num_splits, num_whole, tail_splits));
 #endif
 }
 

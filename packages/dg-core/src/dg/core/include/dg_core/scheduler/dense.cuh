@@ -7,63 +7,48 @@
 // even -- which is what an M-direction cluster of 2 that multicasts B requires (the host only enables
 // that multicast when the number of M blocks is even and the grid is even).
 //
-// Stream-K tail (`tail_stride` > 0, num_splits 1): the first `num_whole` tiles (a whole number of waves of the
-// grid) run whole as above; the K blocks of the remaining tiles, taken tile after tile, are cut into gridDim.x
-// contiguous ranges of equal length (the first ones one K block longer), one per CTA, so the last, partial wave
-// spreads over every CTA. A range covers the end of one tile and the start of the next, or lies inside one; each
-// piece is a work unit whose tile is shared by the CTAs whose ranges meet it (`num_splits` of them, `split` = this
-// CTA's rank among them), summed by the kernel's split-K fix-up in partial slots split_tile * slot_stride() + split.
-// The host guarantees at least one K block per range (so every CTA between a tile's first and last contributor
-// contributes) and at most `tail_stride` contributors per tile.
+// Split tail (`tail_splits` > 0, num_splits 1): the first `num_whole` tiles (a whole number of waves of the grid)
+// run whole as above; each remaining tile, the last, partial wave, is cut into `tail_splits` even K ranges, and these
+// units continue the round-robin (tile after tile, the split fastest), so a tail of a third of a wave cut three ways
+// keeps every CTA busy for a third of a tile instead of a third of the CTAs for a whole tile. The pieces of a tile
+// meet in the kernel's split-K fix-up, in partial slots split_tile * slot_stride() + split (split_tile = the tile's
+// index among the tail tiles).
 #pragma once
 
 #include "tile.cuh"
 
 namespace dg::sched {
 
-// kStreamK: whether the instance can run a stream-K tail (its code and state are compiled out otherwise).
-template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kGroupM, bool kStreamK = false>
+// kTail: whether the instance can run a split tail (its state is compiled out otherwise).
+template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kGroupM, bool kTail = false>
 struct DenseScheduler {
     static_assert(kGroupM > 0 && kGroupM % 2 == 0, "kGroupM must be a positive even number");
 
     // NOTE: the fields are kept to what next() needs (every warpgroup holds a copy, so each costs a register beside
-    // the accumulators); the M-block count and the tail's size are recomputed from them.
+    // the accumulators); the M-block count is recomputed from them.
     unsigned int num_n_blocks;
     unsigned int num_k_blocks;
-    unsigned int num_splits;  // uniform split-K: K ranges per tile; with a stream-K tail: its partial slots per tile
-    unsigned int num_units;   // units taken round-robin (the whole tiles before a stream-K tail)
+    unsigned int num_splits;  // K ranges of every split tile (uniform split-K: every tile; a split tail: its tiles)
+    unsigned int num_units;   // units taken round-robin
     unsigned int m;
     unsigned int next_unit;
-    // Stream-K tail: the next K block of this CTA's range [tail_start(blockIdx.x), tail_start(blockIdx.x + 1)) of the
-    // tail's iteration space (tail tiles x K blocks, which the host keeps below 2^32); ~0u without a tail.
-    unsigned int tail_next;
+    unsigned int num_whole;  // tiles before the split ones (0 with uniform split-K or without kTail)
 
     DG_DEVICE DenseScheduler(unsigned int m_, unsigned int n_, unsigned int k_, unsigned int splits_,
-                             unsigned int whole_ = 0, unsigned int tail_stride_ = 0)
+                             unsigned int whole_ = 0, unsigned int tail_splits_ = 0)
         : num_n_blocks(ceil_div(n_, BLOCK_N)),
           num_k_blocks(ceil_div(k_, 128u)),
-          num_splits(tail_stride_ > 0 ? tail_stride_ : max_of(splits_, 1u)),
-          num_units(tail_stride_ > 0 ? min_of(whole_, ceil_div(m_, BLOCK_M) * num_n_blocks)
-                                     : ceil_div(m_, BLOCK_M) * num_n_blocks * max_of(splits_, 1u)),
+          num_splits(kTail && tail_splits_ > 0 ? tail_splits_ : max_of(splits_, 1u)),
+          num_units(0),
           m(m_),
           next_unit(blockIdx.x),
-          tail_next(kStreamK && tail_stride_ > 0 ? tail_start(blockIdx.x) : ~0u) {}
+          num_whole(kTail && tail_splits_ > 0 ? min_of(whole_, ceil_div(m_, BLOCK_M) * num_n_blocks) : 0u) {
+        num_units = num_whole + (ceil_div(m_, BLOCK_M) * num_n_blocks - num_whole) * num_splits;
+    }
 
     DG_DEVICE unsigned int num_m_blocks() const { return ceil_div(m, BLOCK_M); }
-    // Partial slots per split tile of the split-K fix-up (the uniform split count, or the tail's stride).
+    // Partial slots per split tile of the split-K fix-up.
     DG_DEVICE unsigned int slot_stride() const { return num_splits; }
-    DG_DEVICE unsigned int tail_iters() const { return (num_m_blocks() * num_n_blocks - num_units) * num_k_blocks; }
-    // First tail K block of CTA c (the first tail_iters % grid CTAs take one K block more), and the CTA whose range
-    // holds tail K block x. NOTE: 32-bit arithmetic only: a 64-bit division inside the pipelined main loop costs
-    // registers that the accumulators need.
-    DG_DEVICE unsigned int tail_start(unsigned int c) const {
-        const unsigned int iters = tail_iters(), q = iters / gridDim.x, r = iters % gridDim.x;
-        return c * q + min_of(c, r);
-    }
-    DG_DEVICE unsigned int tail_owner(unsigned int x) const {
-        const unsigned int iters = tail_iters(), q = iters / gridDim.x, r = iters % gridDim.x, big = r * (q + 1);
-        return x < big ? x / (q + 1) : r + (x - big) / q;
-    }
 
     // K blocks of split `s` of `splits`: an even division, the first (num_k_blocks % splits) splits one larger.
     DG_DEVICE void k_range(unsigned int s, unsigned int splits, unsigned int& begin, unsigned int& end) const {
@@ -90,34 +75,26 @@ struct DenseScheduler {
 
     DG_DEVICE bool next(Tile& t) {
         const unsigned int unit = next_unit;
-        if (unit < num_units) {
-            next_unit += gridDim.x;
-            // NOTE: the split index varies fastest so the splits of one tile run at the same time (the
-            // split-K fix-up then waits on nothing that is not already in flight).
-            const unsigned int splits = kStreamK && tail_next != ~0u ? 1u : num_splits;
-            const unsigned int split = unit % splits;
-            const unsigned int tile = unit / splits;
-            place(t, tile);
-            k_range(split, splits, t.kb_begin, t.kb_end);
-            t.split = split;
-            t.num_splits = splits;
-            t.split_tile = tile;
+        if (unit >= num_units) return false;
+        next_unit += gridDim.x;
+        if (kTail && unit < num_whole) {
+            place(t, unit);
+            t.kb_begin = 0;
+            t.kb_end = num_k_blocks;
+            t.split = 0;
+            t.num_splits = 1;
+            t.split_tile = unit;
             return true;
         }
-        if (!kStreamK || tail_next == ~0u) return false;
-        const unsigned int tail_end = tail_start(blockIdx.x + 1);
-        if (tail_next >= tail_end) return false;
-        // Stream-K tail: the piece of this CTA's range inside tail tile q.
-        const unsigned int kb = num_k_blocks, q = tail_next / kb;
-        const unsigned int tile_begin = q * kb, piece_end = min_of(tail_end, tile_begin + kb);
-        place(t, num_units + q);
-        t.kb_begin = tail_next - tile_begin;
-        t.kb_end = piece_end - tile_begin;
-        const unsigned int first = tail_owner(tile_begin);
-        t.split = blockIdx.x - first;
-        t.num_splits = tail_owner(tile_begin + kb - 1) - first + 1;
-        t.split_tile = q;
-        tail_next = piece_end;
+        // NOTE: the split index varies fastest so the splits of one tile run at the same time (the
+        // split-K fix-up then waits on nothing that is not already in flight).
+        const unsigned int u = kTail ? unit - num_whole : unit;
+        const unsigned int split = u % num_splits, split_tile = u / num_splits;
+        place(t, (kTail ? num_whole : 0u) + split_tile);
+        k_range(split, num_splits, t.kb_begin, t.kb_end);
+        t.split = split;
+        t.num_splits = num_splits;
+        t.split_tile = split_tile;
         return true;
     }
 };
