@@ -83,19 +83,20 @@ static int walk_as(const Sm90Fp8Config& c, unsigned int m, unsigned int n, unsig
                 seen[t.tile_id][x] = 1;
             }
             work[cta] += t.kb_end - t.kb_begin;
-            if (t.num_splits == 1) {
+            const unsigned int t_splits = s.splits_of(t), t_split_tile = s.split_tile_of(t);
+            if (t_splits == 1) {
                 if (t.kb_begin != 0 || t.kb_end != kb) return fail("single unit not whole", t.tile_id, t.kb_end);
                 if (tail && t.tile_id >= whole) return fail("tail tile whole", t.tile_id, 0);
                 continue;
             }
             if (tail && t.tile_id < whole) return fail("whole tile split", t.tile_id, 0);
-            if (t.num_splits != splits) return fail("split count", t.num_splits, splits);
-            if (t.split >= t.num_splits) return fail("rank >= count", t.split, t.num_splits);
-            if (t.split_tile >= counters) return fail("counter out of range", t.split_tile, counters);
-            const unsigned long long slot = 1ull * t.split_tile * s.slot_stride() + t.split;
+            if (t_splits != splits) return fail("split count", t_splits, splits);
+            if (t.split >= t_splits) return fail("rank >= count", t.split, t_splits);
+            if (t_split_tile >= counters) return fail("counter out of range", t_split_tile, counters);
+            const unsigned long long slot = 1ull * t_split_tile * s.slot_stride() + t.split;
             if (slot >= slots) return fail("slot out of range", slot, slots);
-            if (count.count(t.tile_id) && count[t.tile_id] != t.num_splits) return fail("counts differ", t.tile_id, 0);
-            count[t.tile_id] = t.num_splits;
+            if (count.count(t.tile_id) && count[t.tile_id] != t_splits) return fail("counts differ", t.tile_id, 0);
+            count[t.tile_id] = t_splits;
             ranks[t.tile_id].push_back(static_cast<int>(t.split));
         }
     }

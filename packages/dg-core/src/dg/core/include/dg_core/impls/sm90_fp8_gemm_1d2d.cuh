@@ -41,8 +41,8 @@
 //
 // Split-K: work units that share a tile's K range (the scheduler's uniform num_splits, or the splits of its split
 // tail after the first `num_whole` tiles) each store their FP32 partial to `workspace` [slots][math warpgroups]
-// [64 x BLOCK_N] (slot tile.split_tile * scheduler.slot_stride() + tile.split), fence, and increment
-// counters[tile.split_tile][warpgroup]; the last arrival sums the other partials into its registers, resets the
+// [64 x BLOCK_N] (slot scheduler.split_tile_of(tile) * scheduler.slot_stride() + tile.split), fence, and increment
+// counters[split_tile_of(tile)][warpgroup]; the last arrival sums the other partials into its registers, resets the
 // counter to 0 (so the zeroed counters stay valid for the next launch) and stores D. The units never wait for each
 // other, so they need not be co-resident.
 //
@@ -336,12 +336,13 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
             // Step: split-K fix-up. Every split stores its FP32 partial tile to the workspace, then counts
             // itself in; the last split of the tile to arrive adds the others' partials and runs the epilogue
             // (no CTA ever waits on another, so splits need not be co-resident), and re-arms the counter.
-            if (store && tile.num_splits > 1) {
+            const unsigned int num_splits = scheduler.splits_of(tile), split_tile = scheduler.split_tile_of(tile);
+            if (store && num_splits > 1) {
                 const unsigned int tid = warp_in_wg * 32 + lane;
                 constexpr unsigned int kSlot = 64 * BLOCK_N;
                 auto slot = [&](unsigned int split) {
                     return workspace +
-                           ((static_cast<unsigned long long>(tile.split_tile) * scheduler.slot_stride() + split) *
+                           ((static_cast<unsigned long long>(split_tile) * scheduler.slot_stride() + split) *
                                 Cfg::kNumRowWG +
                             rg) *
                                kSlot;
@@ -357,9 +358,9 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 ptx::named_barrier_sync(1 + rg, 128);
                 unsigned int* flag = reinterpret_cast<unsigned int*>(smem + Cfg::kOffFlags) + rg;
                 if (tid == 0) {
-                    unsigned int* counter = counters + tile.split_tile * Cfg::kNumRowWG + rg;
+                    unsigned int* counter = counters + split_tile * Cfg::kNumRowWG + rg;
                     const unsigned int arrived = atomicAdd(counter, 1u);
-                    const bool last = arrived == tile.num_splits - 1;
+                    const bool last = arrived == num_splits - 1;
                     if (last) atomicExch(counter, 0u);
                     *flag = last ? 1u : 0u;
                 }
@@ -367,7 +368,7 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
                 store = *flag != 0;
                 if (store) {
                     __threadfence();
-                    for (unsigned int other = 0; other < tile.num_splits; ++other) {
+                    for (unsigned int other = 0; other < num_splits; ++other) {
                         if (other == tile.split) continue;
                         const float4* theirs = reinterpret_cast<const float4*>(slot(other));
 #pragma unroll

@@ -11,8 +11,8 @@
 // run whole as above; each remaining tile, the last, partial wave, is cut into `tail_splits` even K ranges, and these
 // units continue the round-robin (tile after tile, the split fastest), so a tail of a third of a wave cut three ways
 // keeps every CTA busy for a third of a tile instead of a third of the CTAs for a whole tile. The pieces of a tile
-// meet in the kernel's split-K fix-up, in partial slots split_tile * slot_stride() + split (split_tile = the tile's
-// index among the tail tiles).
+// meet in the kernel's split-K fix-up, in partial slots split_tile_of(t) * slot_stride() + split (the tile's index
+// among the tail tiles).
 #pragma once
 
 #include "tile.cuh"
@@ -49,6 +49,11 @@ struct DenseScheduler {
     DG_DEVICE unsigned int num_m_blocks() const { return ceil_div(m, BLOCK_M); }
     // Partial slots per split tile of the split-K fix-up.
     DG_DEVICE unsigned int slot_stride() const { return num_splits; }
+    // Units that share tile t's K range (1: t runs whole), and t's index among the split tiles (its split-K counter
+    // and partial slots). NOTE: derived from the tile id rather than carried in the Tile, so the math warpgroups keep
+    // no extra register live through the main loop.
+    DG_DEVICE unsigned int splits_of(const Tile& t) const { return kTail && t.tile_id < num_whole ? 1u : num_splits; }
+    DG_DEVICE unsigned int split_tile_of(const Tile& t) const { return t.tile_id - num_whole; }
 
     // K blocks of split `s` of `splits`: an even division, the first (num_k_blocks % splits) splits one larger.
     DG_DEVICE void k_range(unsigned int s, unsigned int splits, unsigned int& begin, unsigned int& end) const {
@@ -82,8 +87,6 @@ struct DenseScheduler {
             t.kb_begin = 0;
             t.kb_end = num_k_blocks;
             t.split = 0;
-            t.num_splits = 1;
-            t.split_tile = unit;
             return true;
         }
         // NOTE: the split index varies fastest so the splits of one tile run at the same time (the
@@ -93,8 +96,6 @@ struct DenseScheduler {
         place(t, (kTail ? num_whole : 0u) + split_tile);
         k_range(split, num_splits, t.kb_begin, t.kb_end);
         t.split = split;
-        t.num_splits = num_splits;
-        t.split_tile = split_tile;
         return true;
     }
 };

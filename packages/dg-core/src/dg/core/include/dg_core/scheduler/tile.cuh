@@ -24,9 +24,6 @@ struct Tile {
     unsigned int rows_valid;  // rows of this tile that lie inside the problem (<= BLOCK_M)
     unsigned int tile_id;     // output tile index (same for all K splits of a tile)
     unsigned int split;       // K split index, 0 when the tile is not split
-    unsigned int num_splits;  // work units that share this tile's K range (1: the whole K range is one unit)
-    unsigned int split_tile;  // with num_splits > 1: the tile's split-K counter, and partial slots
-                              // split_tile * (the scheduler's slot stride) + split
 };
 
 }  // namespace dg::sched
