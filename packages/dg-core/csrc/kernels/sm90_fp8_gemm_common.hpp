@@ -40,6 +40,10 @@ inline const char* sm90_fp8_stem(Sm90Fp8Kind kind) {
 
 // The one explicit instantiation the JIT compiles (generated source = include + this expression).
 inline std::string sm90_fp8_instance(Sm90Fp8Kind kind, const Sm90Fp8Config& c) {
+    // NOTE: a config with a split tail gets an instance of its own (kTail), so the others run the scheduler without it.
+    if (kind == Sm90Fp8Kind::k1D2D && c.tail_splits > 0)
+        return fmt::format("dg::{}_impl<{}, {}, {}, {}, {}, {}, {}, {}, true>", sm90_fp8_stem(kind), c.block_m,
+                           c.block_n, c.stages, c.cluster_m, c.chunk_n, c.group_m, c.k_ways, c.pipeline);
     if (kind == Sm90Fp8Kind::k1D2D && c.pipeline != 2)
         return fmt::format("dg::{}_impl<{}, {}, {}, {}, {}, {}, {}, {}>", sm90_fp8_stem(kind), c.block_m, c.block_n,
                            c.stages, c.cluster_m, c.chunk_n, c.group_m, c.k_ways, c.pipeline);

@@ -554,7 +554,8 @@ DG_DEVICE void sm90_fp8_gemm_1d2d_body(const TensorMap& tmap_a, const TensorMap&
 
 // The dense kernel: one persistent CTA per SM (or fewer), `kGroupM` M blocks per raster band.
 template <unsigned int BLOCK_M, unsigned int BLOCK_N, unsigned int kNumStages, unsigned int kClusterM,
-          unsigned int kChunkN, unsigned int kGroupM, unsigned int kKWays = 1, unsigned int kPipeline = 2>
+          unsigned int kChunkN, unsigned int kGroupM, unsigned int kKWays = 1, unsigned int kPipeline = 2,
+          bool kTail = false>
 __global__ void __launch_bounds__(
     Sm90Fp8Gemm1d2dConfig<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays>::kNumThreads, 1)
     sm90_fp8_gemm_1d2d_impl(const __grid_constant__ TensorMap tmap_a, const __grid_constant__ TensorMap tmap_b,
@@ -564,10 +565,11 @@ __global__ void __launch_bounds__(
                             unsigned int num_splits, float* __restrict__ workspace, unsigned int* __restrict__ counters,
                             unsigned int num_whole, unsigned int tail_splits) {
 #if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ >= 900)
-    // NOTE: the split tail runs with one K way, no cluster and the plain or epilogue-first loop (the host's
-    // choose_tail_split); the other instances compile without it (the early-issue loop of 256-wide tiles has no
-    // register to spare).
-    using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM, (kClusterM == 1 && kKWays == 1 && kPipeline != 2)>;
+    // NOTE: a split tail runs with one K way, no cluster and the plain or epilogue-first loop (the host's
+    // choose_tail_split), in instances of its own (kTail): the scheduler's tail state measured ~1% on whole-tile
+    // launches (4096x2112x7168), and the early-issue loop of 256-wide tiles has no register to spare for it.
+    static_assert(!kTail || (kClusterM == 1 && kKWays == 1 && kPipeline != 2), "a split tail needs this loop");
+    using Sched = sched::DenseScheduler<BLOCK_M, BLOCK_N, kGroupM, kTail>;
     sm90_fp8_gemm_1d2d_body<BLOCK_M, BLOCK_N, kNumStages, kClusterM, kChunkN, kKWays, kPipeline, Sched>(
         tmap_a, tmap_b, tmap_sfa, tmap_d, sfb, n, k, epilogue::HeadSplit{head_left, head_mid, head_right}, workspace,
         counters, Sched(m, n, k, num_splits, num_whole, tail_splits));

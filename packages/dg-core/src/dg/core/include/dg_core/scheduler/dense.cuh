@@ -34,11 +34,12 @@ struct DenseScheduler {
     unsigned int next_unit;
     unsigned int num_whole;  // tiles before the split ones (0 with uniform split-K or without kTail)
 
+    // splits_ >= 1 (uniform split-K; 1 = whole tiles).
     DG_DEVICE DenseScheduler(unsigned int m_, unsigned int n_, unsigned int k_, unsigned int splits_,
                              unsigned int whole_ = 0, unsigned int tail_splits_ = 0)
         : num_n_blocks(ceil_div(n_, BLOCK_N)),
           num_k_blocks(ceil_div(k_, 128u)),
-          num_splits(kTail && tail_splits_ > 0 ? tail_splits_ : max_of(splits_, 1u)),
+          num_splits(kTail ? (tail_splits_ > 0 ? tail_splits_ : max_of(splits_, 1u)) : splits_),
           num_units(0),
           m(m_),
           next_unit(blockIdx.x),
