@@ -28,7 +28,8 @@ def test_stubs_and_marker_installed():
     pkg = Path(dg.core.__file__).parent
     assert (pkg / "py.typed").exists()
     stub = (pkg / "_C.pyi").read_text()
-    for name in ("def set_num_sms(n: int, /) -> None", "class CompileError", "def compile_kernel"):
+    for name in ("def set_num_sms(n: int, /) -> None", "class CompileError", "def compile_kernel",
+                 "def release_workspaces() -> int"):
         assert name in stub
 
 
@@ -67,3 +68,10 @@ def test_cli_precompile_without_gpu(tmp_path):
     assert "0 failed" in r.stdout
     entries = [p.name for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     assert any(e.startswith("sm90_fp8_gemm_1d2d.") for e in entries), entries
+
+
+def test_release_workspaces_with_none_makes_no_cuda_call():
+    # No GEMM has run a split tail in this process: nothing to free, and no CUDA call (so it also works without a GPU).
+    code = "import dg.core; print(dg.core.release_workspaces(), dg.core.release_workspaces())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "0"]

@@ -141,6 +141,9 @@ def test_split_tail(exe):
     got = run(exe, "0,0,0,0,0,0,0,2", 2049, 576, 7168)[0]
     assert got[3] == 132 and got[7:] == (0, 2)
     assert run(exe, "0,0,0,0,0,0,0,9", 1000, 1000, 256)[0][7:] == (0, 2)  # 2 K blocks: 2 splits at most
+    # The workspace cap (64 MiB): 88 tail tiles of 128 x 192 take 6 splits (52 MB), not 8 (69 MB: no tail).
+    assert run(exe, "0,0,0,0,0,0,0,6", 4096, 2112, 7168)[0][7:] == (264, 6)
+    assert run(exe, "0,0,0,0,0,0,0,8", 4096, 2112, 7168)[0][7:] == (0, 0)
     got, err = run(exe, "128,0,1,0,0,0,0,4", 4096, 2112, 7168)  # 32 x 17 tiles of 128 x 128: 4 waves + 16
     assert got[0] == 128 and got[7:] == (528, 4) and not err
     assert run(exe, "0,0,2,0,0,0,0,2", 4096, 4096, 7168)[0][7:] == (0, 0)

@@ -147,14 +147,25 @@ def test_fp8_gemm_nt_split_tail_streams_and_growth(monkeypatch):
         for (_, _, ref), d in zip(cases, outs, strict=True):
             check(d, ref, "split tail on two streams")
     with torch.cuda.stream(streams[0]):
-        # 4096x2112x7168 forced to 8 splits: 88 tiles x 8 slots, five times the model's workspace.
-        for shape, force in ((small, ""), ((4096, 2112, 7168), "0,0,0,0,0,0,0,8"), (small, "")):
+        # 4096x2112x7168 forced to 6 splits: 88 tiles x 6 slots (52 MB, under the 64 MiB cap), 4x the model's.
+        for shape, force in ((small, ""), ((4096, 2112, 7168), "0,0,0,0,0,0,0,6"), (small, "")):
             monkeypatch.setenv("DG_SM90_FP8_FORCE", force)
             a, b, ref = make_1d2d(*shape)
             d = torch.full(shape[:2], float("nan"), device="cuda", dtype=torch.bfloat16)
             core.fp8_gemm_nt(a, b, d)
             streams[0].synchronize()
             check(d, ref, f"split tail, workspace growth {shape} {force or '-'}")
+    # Releasing frees both streams' buffers (each at least the model's 44 x 3 slots of 128 x 192 FP32), once; the
+    # next tail allocates a new one.
+    monkeypatch.setenv("DG_SM90_FP8_FORCE", "")
+    assert core.release_workspaces() >= 2 * 44 * 3 * 128 * 192 * 4
+    assert core.release_workspaces() == 0
+    a, b, ref = cases[0]
+    d = torch.full(small[:2], float("nan"), device="cuda", dtype=torch.bfloat16)
+    with torch.cuda.stream(streams[1]):
+        core.fp8_gemm_nt(a, b, d)
+    torch.cuda.synchronize()
+    check(d, ref, "split tail after release_workspaces")
 
 
 @pytest.mark.parametrize(

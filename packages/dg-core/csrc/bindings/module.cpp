@@ -12,6 +12,7 @@
 #include "../jit/kernel.hpp"
 #include "../runtime/device.hpp"
 #include "../runtime/tma.hpp"
+#include "../runtime/workspace.hpp"
 #include "tensor_arg.hpp"
 
 namespace nb = nanobind;
@@ -146,6 +147,16 @@ NB_MODULE(_C, m) {
     m.def("set_tc_util", &dg::set_tc_util, nb::arg("p"), nb::sig("def set_tc_util(p: int, /) -> None"),
           "Tensor-core utilisation target in percent (0 = unset, meaning 100).");
     m.def("get_tc_util", &dg::get_tc_util, nb::sig("def get_tc_util() -> int"), "Tensor-core utilisation target.");
+    m.def(
+        "release_workspaces",
+        []() {
+            nb::gil_scoped_release release;
+            return dg::release_split_workspaces();
+        },
+        nb::sig("def release_workspaces() -> int"),
+        "Free the split-K workspaces dg keeps per (device, stream) for the GEMMs' split tail, after synchronising each "
+        "device that holds one; returns the bytes freed (0, with no CUDA call, when there are none). A later GEMM "
+        "with a split tail allocates a new one.");
     m.def(
         "driver_available", []() { return dg::driver::try_api() != nullptr; },
         "True if the CUDA driver could be loaded (loads it; does not create a context).");

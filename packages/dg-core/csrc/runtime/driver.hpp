@@ -28,6 +28,7 @@ namespace dg::driver {
     X(cuCtxGetCurrent)          \
     X(cuCtxSetCurrent)          \
     X(cuCtxGetDevice)           \
+    X(cuCtxSynchronize)         \
     X(cuDevicePrimaryCtxRetain) \
     X(cuModuleLoadData)         \
     X(cuModuleUnload)           \

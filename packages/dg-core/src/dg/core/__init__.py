@@ -7,7 +7,7 @@ still fork workers that pick their own GPU.
 from __future__ import annotations
 
 from . import _env
-from ._C import CompileError, CudaError, get_num_sms, get_tc_util, set_num_sms, set_tc_util
+from ._C import CompileError, CudaError, get_num_sms, get_tc_util, release_workspaces, set_num_sms, set_tc_util
 from ._C import init as _init
 
 __version__ = "0.1.0"
@@ -43,6 +43,7 @@ __all__ = [
     "get_num_sms",
     "get_tc_util",
     "jit",
+    "release_workspaces",
     "set_num_sms",
     "set_tc_util",
 ]

@@ -48,11 +48,12 @@ def fp8_gemm_nt(
         compiled_dims: accepted for DeepGEMM compatibility; dg's kernels take M, N, K at run time.
         disable_ue8m0_cast: accepted for compatibility; no effect on SM90.
 
-    Memory: when the configuration runs a split tail (recipe ``(1, 128, 128)``, M > 128, a partial last wave of
-    wide tiles; ``DG_PRINT_CONFIGS=1`` shows ``tail=``), the call sums the tail's partial tiles through a workspace
-    that dg keeps per (device, stream), at most 64 MiB, taken from the driver's stream-ordered allocator and grown
-    as needed. A call captured into a CUDA graph uses no workspace, nor one the driver cannot give a workspace (out
-    of memory, no stream-ordered allocator): it runs every tile whole.
+    Memory: when the configuration runs a split tail (recipe ``(1, 128, 128)``, M > 128, a partial last wave of at
+    most half the SMs with wide tiles; ``DG_PRINT_CONFIGS=1`` shows ``tail=``), the call sums the tail's partial tiles
+    through a workspace that dg keeps per (device, stream), at most 64 MiB, taken from the driver's stream-ordered
+    allocator, grown as needed and kept until ``dg.core.release_workspaces()``. A call captured into a CUDA graph
+    uses no workspace, nor one whose stream the driver cannot give a workspace (out of memory, no stream-ordered
+    allocator): it runs every tile whole.
 
     Example::
 
