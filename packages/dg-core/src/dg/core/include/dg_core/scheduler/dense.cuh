@@ -10,7 +10,7 @@
 // Split tail (`tail_splits` > 0, num_splits 1): the first `num_whole` tiles (a whole number of waves of the grid)
 // run whole as above; each remaining tile, the last, partial wave, is cut into `tail_splits` even K ranges, and these
 // units continue the round-robin (tile after tile, the split fastest), so a tail of a third of a wave cut three ways
-// keeps every CTA busy for a third of a tile instead of a third of the CTAs for a whole tile. The pieces of a tile
+// keeps every CTA busy for a third of a tile instead of a third of the CTAs for a whole tile. The splits of a tile
 // meet in the kernel's split-K fix-up, in partial slots split_tile_of(t) * slot_stride() + split (the tile's index
 // among the tail tiles).
 #pragma once
