@@ -7,7 +7,6 @@ Needs NVCC (skipped otherwise); no GPU.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -20,15 +19,6 @@ INCLUDE = PKG / "src" / "dg" / "core" / "include"
 HEURISTICS = PKG / "csrc" / "heuristics" / "sm90_fp8.hpp"
 
 
-def _nvcc() -> str | None:
-    for cand in (os.environ.get("DG_NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
-        if cand and Path(cand).exists():
-            return cand
-    return None
-
-
-NVCC = _nvcc()
-needs_nvcc = pytest.mark.skipif(NVCC is None, reason="NVCC not found")
 
 # (stem, template arguments) pairs covering both recipes, both BLOCK_M, multicast, odd BLOCK_N, narrow chunks and
 # K ways.
@@ -58,14 +48,14 @@ INSTANCES = [
 MULTICAST_1D1D = ("sm90_fp8_gemm_1d1d", "128, 128, 4, 2, 32, 16")
 
 
-def _compile(tmp_path: Path, stem: str, args: str, *extra: str) -> subprocess.CompletedProcess:
+def _compile(nvcc: str, tmp_path: Path, stem: str, args: str, *extra: str) -> subprocess.CompletedProcess:
     src = tmp_path / f"{stem}.cu"
     src.write_text(
         f"#include <dg_core/impls/{stem}.cuh>\n"
         f"static void* dg_kernel_instance() {{ return reinterpret_cast<void*>(&dg::{stem}_impl<{args}>); }}\n"
     )
     cmd = [
-        NVCC,
+        nvcc,
         "-std=c++20",
         "-O3",
         "-gencode=arch=compute_90a,code=sm_90a",
@@ -78,10 +68,9 @@ def _compile(tmp_path: Path, stem: str, args: str, *extra: str) -> subprocess.Co
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
 
 
-@needs_nvcc
 @pytest.mark.parametrize("stem,args", INSTANCES, ids=[f"{s}<{a.replace(' ', '')}>" for s, a in INSTANCES])
-def test_kernel_compiles_without_spills(tmp_path, stem, args):
-    r = _compile(tmp_path, stem, args, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"))
+def test_kernel_compiles_without_spills(nvcc, tmp_path, stem, args):
+    r = _compile(nvcc, tmp_path, stem, args, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"))
     assert r.returncode == 0, r.stderr
     stats = re.findall(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", r.stderr)
     assert stats, r.stderr
@@ -93,10 +82,9 @@ def test_kernel_compiles_without_spills(tmp_path, stem, args):
     assert "Potential Performance Loss" not in r.stderr, f"{stem}<{args}>: wgmma serialised:\n{r.stderr}"
 
 
-@needs_nvcc
 @pytest.mark.parametrize("stem,args", [INSTANCES[0], MULTICAST_1D1D], ids=["1d2d", "1d1d"])
-def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(tmp_path, stem, args):
-    r = _compile(tmp_path, stem, args, "-ptx", "-o", str(tmp_path / "k.ptx"))
+def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(nvcc, tmp_path, stem, args):
+    r = _compile(nvcc, tmp_path, stem, args, "-ptx", "-o", str(tmp_path / "k.ptx"))
     assert r.returncode == 0, r.stderr
     ptx = (tmp_path / "k.ptx").read_text()
     n = args.split(",")[1].strip()
@@ -114,7 +102,6 @@ def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(tmp_path, stem, args):
         assert stores and all("L2::cache_hint" in line for line in stores), stores
 
 
-@needs_nvcc
 @pytest.mark.parametrize(
     "stem,args,message",
     [
@@ -126,8 +113,8 @@ def test_ptx_uses_fp8_wgmma_tma_and_setmaxnreg(tmp_path, stem, args):
         ("sm90_fp8_gemm_1d1d", "128, 160, 3, 1, 32, 16", "BLOCK_N must be a multiple of 16 in [16, 128]"),
     ],
 )
-def test_static_asserts_reject_bad_configs(tmp_path, stem, args, message):
-    r = _compile(tmp_path, stem, args, "-cubin", "-o", str(tmp_path / "k.cubin"))
+def test_static_asserts_reject_bad_configs(nvcc, tmp_path, stem, args, message):
+    r = _compile(nvcc, tmp_path, stem, args, "-cubin", "-o", str(tmp_path / "k.cubin"))
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
 
@@ -150,13 +137,12 @@ int main() {
 """
 
 
-@needs_nvcc
-def test_host_shared_memory_mirrors_the_kernel_layout(tmp_path):
+def test_host_shared_memory_mirrors_the_kernel_layout(nvcc, tmp_path):
     # The launcher requests sm90_fp8_smem_bytes(); the kernel lays out Cfg::kSmemBytes (and decides on the output
     # ring by itself): both must agree for every kind of tile, with and without the ring.
     (tmp_path / "mirror.cu").write_text(SMEM_MIRROR_MAIN)
     exe = tmp_path / "mirror"
-    r = subprocess.run([NVCC, "-std=c++20", f"-I{INCLUDE}", f"-I{HEURISTICS.parent}", "-diag-suppress", "177",
+    r = subprocess.run([nvcc, "-std=c++20", f"-I{INCLUDE}", f"-I{HEURISTICS.parent}", "-diag-suppress", "177",
                         str(tmp_path / "mirror.cu"), "-o", str(exe)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     rows = [list(map(int, line.split())) for line in subprocess.run([str(exe)], capture_output=True, text=True,
