@@ -41,6 +41,7 @@ namespace dg::driver {
     X(cuMemsetD32Async)         \
     X(cuMemsetD2D32Async)       \
     X(cuStreamIsCapturing)      \
+    X(cuStreamGetId)            \
     X(cuMemAllocAsync)          \
     X(cuMemFreeAsync)           \
     X(cuOccupancyMaxActiveClusters)

@@ -1,5 +1,7 @@
 // Scratch memory of the split-K fix-up, one buffer per (device, stream): INT32 counters that are zero whenever no
 // launch is in flight on that stream (every launch leaves them zero again) and FP32 slots for partial tiles.
+// NOTE: streams are told apart by the driver's stream id (unique in the context), not by their handle: a stream
+// destroyed with launches still queued may hand its handle to a new stream, which must not share their counters.
 //
 // Launches on one stream never overlap, so they can share a buffer; launches on different streams may, so each
 // stream gets its own. The buffer comes from the driver's stream-ordered allocator: it grows by allocating a larger
@@ -47,7 +49,7 @@ struct WorkspaceBuffer {
 
 struct WorkspaceRegistry {
     std::mutex mutex;
-    std::map<std::pair<int, CUstream>, WorkspaceBuffer> buffers;
+    std::map<std::pair<int, unsigned long long>, WorkspaceBuffer> buffers;  // (device, stream id)
 };
 
 inline WorkspaceRegistry& workspace_registry() {
@@ -63,9 +65,11 @@ inline WorkspaceRegistry& workspace_registry() {
 // capturing stream.
 inline SplitWorkspace split_workspace(int ordinal, CUstream stream, size_t counter_words, size_t partial_bytes) {
     constexpr size_t kAlign = detail::kWorkspaceAlign;
+    unsigned long long stream_id = 0;
+    if (DG_CU(cuStreamGetId)(stream, &stream_id) != CUDA_SUCCESS) return SplitWorkspace{};
     detail::WorkspaceRegistry& registry = detail::workspace_registry();
     std::lock_guard lock(registry.mutex);
-    detail::WorkspaceBuffer& buf = registry.buffers[{ordinal, stream}];
+    detail::WorkspaceBuffer& buf = registry.buffers[{ordinal, stream_id}];
     if (buf.base == 0 || buf.counter_words < counter_words || buf.partial_bytes < partial_bytes) {
         detail::WorkspaceBuffer grown;
         grown.counter_words = std::max(buf.counter_words, (counter_words + 63) / 64 * 64);
