@@ -1,7 +1,9 @@
 // Scratch memory of the split-K fix-up, one buffer per (device, stream): INT32 counters that are zero whenever no
 // launch is in flight on that stream (every launch leaves them zero again) and FP32 slots for partial tiles.
-// NOTE: streams are told apart by the driver's stream id (unique in the context), not by their handle: a stream
-// destroyed with launches still queued may hand its handle to a new stream, which must not share their counters.
+// NOTE: a stream destroyed with launches still queued may hand its handle to a new stream, whose launches must not
+// run beside them on the same counters: each buffer remembers the driver's id of the stream it serves (unique in
+// the context), and a handle that comes back with another id first waits for the device to finish (rare; the buffer
+// is then reused, so streams that come and go do not pile up buffers).
 //
 // Launches on one stream never overlap, so they can share a buffer; launches on different streams may, so each
 // stream gets its own. The buffer comes from the driver's stream-ordered allocator: it grows by allocating a larger
@@ -42,6 +44,7 @@ inline constexpr size_t kWorkspaceAlign = 256;
 struct WorkspaceBuffer {
     CUdeviceptr base = 0;
     size_t counter_words = 0, partial_bytes = 0;
+    unsigned long long stream_id = 0;  // cuStreamGetId of the stream the buffer serves
     size_t counter_bytes() const {
         return (counter_words * 4 + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign;
     }
@@ -49,7 +52,7 @@ struct WorkspaceBuffer {
 
 struct WorkspaceRegistry {
     std::mutex mutex;
-    std::map<std::pair<int, unsigned long long>, WorkspaceBuffer> buffers;  // (device, stream id)
+    std::map<std::pair<int, CUstream>, WorkspaceBuffer> buffers;
 };
 
 inline WorkspaceRegistry& workspace_registry() {
@@ -69,9 +72,15 @@ inline SplitWorkspace split_workspace(int ordinal, CUstream stream, size_t count
     if (DG_CU(cuStreamGetId)(stream, &stream_id) != CUDA_SUCCESS) return SplitWorkspace{};
     detail::WorkspaceRegistry& registry = detail::workspace_registry();
     std::lock_guard lock(registry.mutex);
-    detail::WorkspaceBuffer& buf = registry.buffers[{ordinal, stream_id}];
+    detail::WorkspaceBuffer& buf = registry.buffers[{ordinal, stream}];
+    if (buf.base != 0 && buf.stream_id != stream_id) {
+        // The handle now names another stream: the old one's launches may still use the counters.
+        if (DG_CU(cuCtxSynchronize)() != CUDA_SUCCESS) return SplitWorkspace{};
+    }
+    buf.stream_id = stream_id;
     if (buf.base == 0 || buf.counter_words < counter_words || buf.partial_bytes < partial_bytes) {
         detail::WorkspaceBuffer grown;
+        grown.stream_id = stream_id;
         grown.counter_words = std::max(buf.counter_words, (counter_words + 63) / 64 * 64);
         grown.partial_bytes = std::max(buf.partial_bytes, (partial_bytes + kAlign - 1) / kAlign * kAlign);
         if (DG_CU(cuMemAllocAsync)(&grown.base, grown.counter_bytes() + grown.partial_bytes, stream) != CUDA_SUCCESS)
