@@ -257,3 +257,30 @@ def test_metadata_signature_change_reruns_the_checks():
         idx.get_paged_mqa_logits_metadata(lens, 64, 0)
     with pytest.raises(TypeError, match="dtype"):
         idx.get_paged_mqa_logits_metadata(lens.long(), 64, 132)
+
+
+def test_claim_counter_follows_the_stream_id_behind_a_reused_handle(monkeypatch):
+    # Eager claim counters are kept by (device, stream handle) and remember the driver's stream id: the same stream
+    # gets its counter back with no wait; a handle that comes back for a new stream (another id) first waits for the
+    # device, then keeps the counter; another handle gets its own counter.
+    from dg.indexer import paged_mqa_logits as paged
+
+    stream = {"handle": 0x1000, "id": 7}
+    syncs = []
+    monkeypatch.setattr(paged, "_STREAM_COUNTERS", {})
+    monkeypatch.setattr(paged, "_capturing", lambda: False)
+    monkeypatch.setattr(paged._jit, "current_stream_handle", lambda index: stream["handle"])
+    monkeypatch.setattr(paged._jit, "stream_id", lambda index, handle: stream["id"])
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: syncs.append(device))
+    cpu = torch.device("cpu")
+
+    first = paged._claim_counter(cpu, 0)
+    assert first.shape == (2,) and first.dtype == torch.int32 and not first.any()
+    assert paged._claim_counter(cpu, 0) is first and syncs == []
+    stream["id"] = 8  # the handle now names a new stream
+    assert paged._claim_counter(cpu, 0) is first and syncs == [cpu]
+    assert paged._claim_counter(cpu, 0) is first and syncs == [cpu]
+    stream.update(handle=0x2000, id=9)
+    other = paged._claim_counter(cpu, 0)
+    assert other is not first and syncs == [cpu]
+    assert paged._claim_counter(cpu, 1) is not other  # another device

@@ -255,7 +255,7 @@ def test_paged_bad_lengths_and_schedule_are_guarded():
 
 def _counters_are_zero():
     torch.cuda.synchronize()
-    return all(not bool(c.any()) for c in paged_module._STREAM_COUNTERS.values())
+    return all(not bool(c.any()) for _, c in paged_module._STREAM_COUNTERS.values())
 
 
 def test_paged_static_split_above_the_dynamic_batch_limit():

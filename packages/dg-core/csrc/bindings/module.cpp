@@ -158,6 +158,17 @@ NB_MODULE(_C, m) {
         "device that holds one; returns the bytes freed (0, with no CUDA call, when there are none). A later GEMM "
         "with a split tail allocates a new one.");
     m.def(
+        "stream_id",
+        [](int ordinal, uint64_t stream) {
+            dg::ContextGuard guard(ordinal);
+            unsigned long long id = 0;
+            DG_CU_CHECK(DG_CU(cuStreamGetId)(reinterpret_cast<CUstream>(stream), &id));
+            return id;
+        },
+        "device"_a, "stream"_a,
+        "The driver's id of stream handle `stream` on device `device` (cuStreamGetId): unique within the context, "
+        "where a handle may come back for a new stream once its stream is destroyed.");
+    m.def(
         "driver_available", []() { return dg::driver::try_api() != nullptr; },
         "True if the CUDA driver could be loaded (loads it; does not create a context).");
     m.def(

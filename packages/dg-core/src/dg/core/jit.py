@@ -27,7 +27,7 @@ from . import _C
 from ._env import CORE_INCLUDE
 
 __all__ = ["Kernel", "TensorMap", "compile", "make_tensor_map", "package_include_dir", "current_arch",
-           "current_stream_handle"]
+           "current_stream_handle", "stream_id"]
 
 TensorMap = _C.TensorMap
 
@@ -98,6 +98,13 @@ def current_stream_handle(device: int) -> int:
     """The raw ``cudaStream_t`` (an int) of torch's current stream on CUDA device ``device``: the stream
     :meth:`Kernel.launch` and :meth:`Kernel.bind` enqueue on by default."""
     return int((_STREAM_GETTERS or _stream_getters())[1](device))
+
+
+def stream_id(device: int, stream: int) -> int:
+    """The driver's id of the stream whose raw handle is `stream` on CUDA device `device`. Unlike a handle, which
+    the driver may give to a new stream once the old one is destroyed (even with launches still queued on it), the
+    id is never reused within the device's context: per-stream state kept by handle checks it."""
+    return int(_C.stream_id(device, stream))
 
 
 class Kernel:

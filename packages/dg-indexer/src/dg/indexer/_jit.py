@@ -283,6 +283,13 @@ def current_stream_handle(index: int) -> int:
     return jit.current_stream_handle(index)
 
 
+def stream_id(index: int, handle: int) -> int:
+    """The driver's id of stream ``handle`` on device ``index``: unique in the context, unlike the handle."""
+    from dg.core import jit
+
+    return jit.stream_id(index, handle)
+
+
 def device_guard(device: torch.device):
     """Make ``device`` current for a launch; a no-op context when it already is (the common, hot case)."""
     if device.index is None or device.index == torch.cuda.current_device():

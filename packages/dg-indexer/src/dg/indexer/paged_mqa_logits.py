@@ -28,8 +28,11 @@ def _empty_logits(rows: int, cols: int, device: torch.device) -> torch.Tensor:
 # one counter would take work from each other, so eager launches get one counter per (device, stream) (launches on
 # one stream never overlap), and every call captured into a CUDA graph gets its own slot, zeroed by a memset node
 # of the graph before the kernel (a graph's replays are serialised with each other). Slots are never reused:
-# a captured graph keeps its pointer for its whole life.
-_STREAM_COUNTERS: dict[tuple[int, int], torch.Tensor] = {}
+# a captured graph keeps its pointer for its whole life. NOTE: a stream destroyed with launches still queued may
+# hand its raw handle to a new stream, so each eager counter remembers the driver's id of the stream it serves
+# (unique in the context); a handle that comes back with another id first waits for the device (the old stream's
+# launches may still be claiming from the counter), then keeps the counter, as dg.core's split-K workspace does.
+_STREAM_COUNTERS: dict[tuple[int, int], list] = {}  # (device, handle) -> [stream id, INT32 [2] counter]
 _CAPTURE_SLOTS: dict[int, list] = {}  # device -> [slab INT32 [_SLAB_SLOTS, 2], next free slot]
 _SLAB_SLOTS = 256
 
@@ -48,11 +51,16 @@ def _claim_counter(device: torch.device, index: int) -> torch.Tensor:
         slab[1] += 1
         counter.zero_()
         return counter
-    key = (index, _jit.current_stream_handle(index))
-    counter = _STREAM_COUNTERS.get(key)
-    if counter is None:
-        counter = _STREAM_COUNTERS[key] = torch.zeros(2, dtype=torch.int32, device=device)
-    return counter
+    handle = _jit.current_stream_handle(index)
+    sid = _jit.stream_id(index, handle)
+    entry = _STREAM_COUNTERS.get((index, handle))
+    if entry is None:
+        entry = _STREAM_COUNTERS[(index, handle)] = [sid, torch.zeros(2, dtype=torch.int32, device=device)]
+    elif entry[0] != sid:
+        # The handle now names another stream: the old one's launches may still use the counter.
+        torch.cuda.synchronize(device)
+        entry[0] = sid
+    return entry[1]
 
 
 def get_paged_mqa_logits_metadata(context_lens: torch.Tensor, block_kv: int, num_sms: int) -> torch.Tensor:
