@@ -195,7 +195,8 @@ def test_metadata_hand_made():
 
 
 def kernel_model_metadata(lens, split, num_sms, num_threads):
-    """Python model of smxx_paged_mqa_logits_metadata_impl: per-thread runs, exclusive scan, closed-form rows."""
+    """Python model of smxx_paged_mqa_logits_metadata_impl: per-thread runs, exclusive scan, closed-form rows. With
+    num_threads >= len(lens) (one sequence per thread) it is also the model of ..._metadata_batch_impl."""
     batch = len(lens)
     segs = [(max(x, 0) + split - 1) // split for x in lens]
     per = (batch + num_threads - 1) // num_threads
@@ -240,7 +241,7 @@ def test_metadata_kernel_algorithm_matches_reference(seed):
     hi = rnd.choice([1, 300, 8192, 70000])
     lens = [rnd.choice([0, rnd.randint(1, hi)]) if seed % 3 == 0 else rnd.randint(-2, hi) for _ in range(batch)]
     num_sms = rnd.choice([1, 3, 78, 132])
-    num_threads = rnd.choice([32, 512])
+    num_threads = rnd.choice([32, 256, 512])
     want = meta(lens, num_sms)
     assert kernel_model_metadata(lens, 256, num_sms, num_threads) == want
 

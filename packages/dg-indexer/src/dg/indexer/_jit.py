@@ -162,12 +162,14 @@ def paged_mqa_logits_spec(next_n: int, heads: int, head_dim: int, stages: int | 
 
 def metadata_spec(threads: int = METADATA_THREADS, split: int = 4 * BLOCK_KV) -> KernelSpec:
     """The metadata instance for `threads` threads; the split size (4 * block_kv) is compiled in when it is the
-    paged kernel's (256), else it is a kernel argument."""
+    paged kernel's (256), else it is a kernel argument. The small CTA with the paged kernel's split runs the batch
+    kernel (one sequence per thread, 32-bit counts), every other instance the general one."""
     fixed = split if split == 4 * BLOCK_KV else 0
+    impl = "metadata_batch_impl" if fixed and threads == METADATA_THREADS_SMALL else "metadata_impl"
     return KernelSpec(
         name="smxx_paged_mqa_logits_metadata",
         include="dg_indexer/impls/smxx_paged_mqa_logits_metadata.cuh",
-        kernel=f"dg::indexer::smxx_paged_mqa_logits_metadata_impl<{threads}, {fixed}>",
+        kernel=f"dg::indexer::smxx_paged_mqa_logits_{impl}<{threads}, {fixed}>",
         # context_lens, batch, split tokens, num_sms, out
         signature=("ptr", "u32", "u32", "u32", "ptr"),
         threads=threads,

@@ -117,4 +117,53 @@ __global__ void __launch_bounds__(kNumThreads, 1)
         write_metadata_64<kNumThreads>(context_lens, batch, split, num_sms, meta, total, running, b0, b1);
 }
 
+// The same split for a decode batch, on the shortest dependent chain: one sequence per thread (B <= kNumThreads) and
+// 32-bit item counts throughout (kSplit >= 256 keeps the total below 2^32: static_assert). Steps: each thread loads
+// its length; a warp scan of the item counts; the warp totals meet in shared memory behind the kernel's only barrier,
+// where every thread sums them for its own prefix and the total (no second scan level, no second barrier); then the
+// rows as in write_metadata, without reloading the length. NOTE: measured against the general kernel on an H100
+// (perf log "dg.indexer v9"): the general kernel's 64-bit scan in two levels, two barriers, length reload and run
+// loops cost ~0.7 us of its ~1.2 us above an empty launch, warm caches or cold.
+template <unsigned int kNumThreads, unsigned int kSplit>
+__global__ void __launch_bounds__(kNumThreads, 1)
+    smxx_paged_mqa_logits_metadata_batch_impl(const int* __restrict__ context_lens, unsigned int batch,
+                                              unsigned int split, unsigned int num_sms, int* __restrict__ meta) {
+    static_assert(kNumThreads % 32 == 0 && kNumThreads <= 1024, "a whole number of warps, at most 1024 threads");
+    static_assert(kSplit > 0 && static_cast<unsigned long long>(kNumThreads) * ((0x7fffffffu - 1) / kSplit + 1) <=
+                                    0xffffffffull,
+                  "the item total of kNumThreads sequences must fit 32 bits");
+    constexpr unsigned int kNumWarps = kNumThreads / 32;
+    (void)split;
+
+    const unsigned int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const unsigned int items = tid < batch ? items_of(__ldg(context_lens + tid), kSplit) : 0u;
+
+    // Step: inclusive scan within the warp, warp totals through shared memory.
+    const unsigned int incl = warp_inclusive_sum(items, lane);
+    __shared__ unsigned int warp_totals[kNumWarps];
+    if (lane == 31) warp_totals[warp] = incl;
+    __syncthreads();
+    unsigned int before = 0, total = 0;
+#pragma unroll
+    for (unsigned int w = 0; w < kNumWarps; ++w) {
+        const unsigned int t = warp_totals[w];
+        before += w < warp ? t : 0u;
+        total += t;
+    }
+    const unsigned int lo = before + incl - items, hi = lo + items;
+
+    // Step: rows. start(s) = s * q + min(s, r); every row is written once (start(num_sms) = total).
+    const unsigned int q = total / num_sms, r = total % num_sms;
+    auto start_of = [&](unsigned int s) { return s * q + min_of(s, r); };
+    int2* rows = reinterpret_cast<int2*>(meta);
+    for (unsigned int s = tid; s <= num_sms; s += kNumThreads)
+        if (start_of(s) >= total) rows[s] = make_int2(static_cast<int>(batch), 0);
+    if (lo < hi) {
+        // Smallest s with start_of(s) >= lo.
+        unsigned int s = q == 0 ? lo : (lo <= r * (q + 1) ? ceil_div(lo, q + 1) : r + ceil_div(lo - r * (q + 1), q));
+        for (; s <= num_sms && start_of(s) < hi; ++s)
+            rows[s] = make_int2(static_cast<int>(tid), static_cast<int>(start_of(s) - lo));
+    }
+}
+
 }  // namespace dg::indexer
