@@ -335,11 +335,12 @@ def test_paged_checked_mode_reports_a_dirty_counter(monkeypatch):
     run_paged(q, cache, w, lens_t, table, 256, what="checked mode, counter zero")
 
 
-# 256 and 257 sequences: the two sides of the switch from the 256-thread to the 512-thread metadata CTA.
+# 256 and 257 sequences: the two sides of the switch from the batch kernel to the general 512-thread one; 256
+# sequences of the longest length: the batch kernel's 32-bit item total at its largest (2^31).
 @pytest.mark.parametrize(
     "lens",
     [[], [0], [1], [256, 257, 0, 70000], list(range(0, 76800, 300)), list(range(0, 77100, 300)),
-     list(range(0, 20000, 7))],
+     list(range(0, 20000, 7)), [2**31 - 1] * 256],
 )
 @pytest.mark.parametrize("sms", [1, 7, None])
 def test_metadata_matches_reference(lens, sms):

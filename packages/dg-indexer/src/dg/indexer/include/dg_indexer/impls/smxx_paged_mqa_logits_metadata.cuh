@@ -12,14 +12,15 @@
 // walks the run again and writes every row s whose start(s) falls inside one of its sequences; rows with start(s) >= T
 // are written in a strided loop. Each row is written exactly once, as one 8-byte store. Work O(B + num_sms).
 //
-// Instances: 256 threads up to 256 sequences, 512 above (dg/indexer/_jit.py), each with the split compiled in
-// (kSplit = 256, the paged kernel's) or taken from the argument (kSplit = 0). NOTE: the kernel is launch- and
-// latency-bound: on an H100 with a cold L2 it takes 4.7-5.5 us against 3.7-4.2 us for an empty launch, the rest being
-// one cold load of the lengths and the stores. So the design goal is the fewest dependent steps: the lengths of a run
-// are loaded together, the per-sequence division is a shift, the row arithmetic is 32-bit whenever T < 2^32 (always in
-// practice; the 64-bit path, with its division subroutine, sits out of line) and each row is one store. A one-warp
-// instance (no CTA barrier) measured 0.1-0.4 us slower: each lane then walks several sequences and rows in a dependent
-// chain. Item counts are 64-bit in the scan, so no length or batch size overflows.
+// Instances (dg/indexer/_jit.py): up to 256 sequences with the paged kernel's split (256), the batch kernel below;
+// otherwise this general kernel, 256 threads up to 256 sequences and 512 above, the split compiled in (kSplit = 256)
+// or taken from the argument (kSplit = 0). NOTE: the kernel is launch- and latency-bound: on an H100 with a cold L2
+// it takes 4.7-5.7 us against 3.5-4.2 us for an empty launch; with warm caches it still runs ~0.9 us longer than a
+// kernel that loads the lengths and stores the rows (perf log "dg.indexer v9"). So the design goal is the fewest
+// dependent steps: the lengths of a run are loaded together, the per-sequence division is a shift, the row arithmetic
+// is 32-bit whenever T < 2^32 (always in practice; the 64-bit path, with its division subroutine, sits out of line) and
+// each row is one store. A one-warp instance (no CTA barrier) measured 0.1-0.4 us slower: each lane then walks several
+// sequences and rows in a dependent chain. Item counts are 64-bit in the scan, so no length or batch size overflows.
 #pragma once
 
 #include <dg_core/common/utils.cuh>
@@ -121,17 +122,17 @@ __global__ void __launch_bounds__(kNumThreads, 1)
 // 32-bit item counts throughout (kSplit >= 256 keeps the total below 2^32: static_assert). Steps: each thread loads
 // its length; a warp scan of the item counts; the warp totals meet in shared memory behind the kernel's only barrier,
 // where every thread sums them for its own prefix and the total (no second scan level, no second barrier); then the
-// rows as in write_metadata, without reloading the length. NOTE: measured against the general kernel on an H100
-// (perf log "dg.indexer v9"): the general kernel's 64-bit scan in two levels, two barriers, length reload and run
-// loops cost ~0.7 us of its ~1.2 us above an empty launch, warm caches or cold.
+// rows as in write_metadata, without reloading the length. NOTE: measured on an H100 (perf log "dg.indexer v9"),
+// with warm caches: 0.48-0.73 us above a kernel that only loads the lengths and stores the rows, against 0.83-1.16 us
+// for the general kernel (its 64-bit scan in two levels, second barrier, length reload and run loops).
 template <unsigned int kNumThreads, unsigned int kSplit>
 __global__ void __launch_bounds__(kNumThreads, 1)
     smxx_paged_mqa_logits_metadata_batch_impl(const int* __restrict__ context_lens, unsigned int batch,
                                               unsigned int split, unsigned int num_sms, int* __restrict__ meta) {
     static_assert(kNumThreads % 32 == 0 && kNumThreads <= 1024, "a whole number of warps, at most 1024 threads");
-    static_assert(kSplit > 0 && static_cast<unsigned long long>(kNumThreads) * ((0x7fffffffu - 1) / kSplit + 1) <=
-                                    0xffffffffull,
-                  "the item total of kNumThreads sequences must fit 32 bits");
+    static_assert(
+        kSplit > 0 && static_cast<unsigned long long>(kNumThreads) * ((0x7fffffffu - 1) / kSplit + 1) <= 0xffffffffull,
+        "the item total of kNumThreads sequences must fit 32 bits");
     constexpr unsigned int kNumWarps = kNumThreads / 32;
     (void)split;
 
