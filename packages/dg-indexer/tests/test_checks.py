@@ -269,8 +269,7 @@ def test_claim_counter_follows_the_stream_id_behind_a_reused_handle(monkeypatch)
     syncs = []
     monkeypatch.setattr(paged, "_STREAM_COUNTERS", {})
     monkeypatch.setattr(paged, "_capturing", lambda: False)
-    monkeypatch.setattr(paged._jit, "current_stream_handle", lambda index: stream["handle"])
-    monkeypatch.setattr(paged._jit, "stream_id", lambda index, handle: stream["id"])
+    monkeypatch.setattr(paged._jit, "current_stream_and_id", lambda index: (stream["handle"], stream["id"]))
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: syncs.append(device))
     cpu = torch.device("cpu")
 

@@ -51,8 +51,7 @@ def _claim_counter(device: torch.device, index: int) -> torch.Tensor:
         slab[1] += 1
         counter.zero_()
         return counter
-    handle = _jit.current_stream_handle(index)
-    sid = _jit.stream_id(index, handle)
+    handle, sid = _jit.current_stream_and_id(index)
     entry = _STREAM_COUNTERS.get((index, handle))
     if entry is None:
         entry = _STREAM_COUNTERS[(index, handle)] = [sid, torch.zeros(2, dtype=torch.int32, device=device)]
